@@ -1,0 +1,416 @@
+"""The standardized ticket and everything around it (ARCHITECTURE.md, "The standardized ticket")."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Department(Base):
+    __tablename__ = "department"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name_zh_hant: Mapped[str] = mapped_column(String(120))
+    name_zh_hans: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254))
+
+    def name(self, language: str) -> str:
+        return {"zh-Hans": self.name_zh_hans, "en": self.name_en}.get(language, self.name_zh_hant)
+
+
+class Building(Base):
+    __tablename__ = "building"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(300))
+    units: Mapped[list[Unit]] = relationship(back_populates="building")
+
+
+class Unit(Base):
+    __tablename__ = "unit"
+    __table_args__ = (UniqueConstraint("building_id", "label"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    building_id: Mapped[int] = mapped_column(ForeignKey("building.id"))
+    label: Mapped[str] = mapped_column(String(40))
+    building: Mapped[Building] = relationship(back_populates="units")
+
+
+class Resident(Base):
+    __tablename__ = "resident"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(10))
+    spoken_language: Mapped[str | None] = mapped_column(String(10))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
+    preferred_contact_time: Mapped[str | None] = mapped_column(String(20))
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    unit: Mapped[Unit | None] = relationship()
+    contact_points: Mapped[list[ContactPoint]] = relationship(back_populates="resident")
+
+
+class ContactPoint(Base):
+    """A phone number (E.164) or an email address (lower-cased) belonging to a resident."""
+
+    __tablename__ = "contact_point"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(254))
+    unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    unreachable_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resident: Mapped[Resident] = relationship(back_populates="contact_points")
+
+
+class Operator(Base):
+    __tablename__ = "operator"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    language: Mapped[str] = mapped_column(String(10), default="zh-Hant")
+    phone: Mapped[str | None] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    department: Mapped[Department | None] = relationship()
+
+
+class Ticket(Base):
+    __tablename__ = "ticket"
+    __table_args__ = (Index("ix_ticket_queue", "status", "priority", "created_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str | None] = mapped_column(String(20), unique=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(40), index=True)
+    priority: Mapped[str] = mapped_column(String(2), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="new", index=True)
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    needs_paging: Mapped[bool] = mapped_column(Boolean, default=False)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id"), index=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
+    linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
+    contact_phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    contact_email: Mapped[str | None] = mapped_column(String(254), index=True)
+    language: Mapped[str] = mapped_column(String(10))
+    subject: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    sla_profile: Mapped[str | None] = mapped_column(String(40))
+    first_response_due_at: Mapped[datetime | None] = mapped_column()
+    resolution_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    first_responded_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    department: Mapped[Department | None] = relationship()
+    assignee: Mapped[Operator | None] = relationship()
+    resident: Mapped[Resident | None] = relationship()
+    unit: Mapped[Unit | None] = relationship()
+    interactions: Mapped[list[Interaction]] = relationship(
+        back_populates="ticket", order_by="Interaction.id"
+    )
+    events: Mapped[list[Event]] = relationship(back_populates="ticket", order_by="Event.id")
+    callbacks: Mapped[list[Callback]] = relationship(back_populates="ticket", order_by="Callback.id")
+
+
+class Interaction(Base):
+    """One entry on a ticket's timeline: email in/out, call, voicemail, transcript, note, SMS, callback attempt.
+
+    (channel, external_id) is the idempotency key of everything that arrives from outside.
+    """
+
+    __tablename__ = "interaction"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    direction: Mapped[str] = mapped_column(String(10))
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str | None] = mapped_column(String(300))
+    sender: Mapped[str | None] = mapped_column(String(300))
+    recipient: Mapped[str | None] = mapped_column(String(300))
+    subject: Mapped[str | None] = mapped_column(String(500))
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    quoted_from: Mapped[int | None] = mapped_column(Integer)
+    language: Mapped[str | None] = mapped_column(String(10))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ticket: Mapped[Ticket] = relationship(back_populates="interactions")
+    attachments: Mapped[list[Attachment]] = relationship(back_populates="interaction")
+
+
+class Attachment(Base):
+    """A file stored content-addressed (sha256) under the data directory; recordings keep their Twilio SID."""
+
+    __tablename__ = "attachment"
+    __table_args__ = (UniqueConstraint("interaction_id", "sha256", "filename"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interaction.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    external_url: Mapped[str | None] = mapped_column(String(500))
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_id: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    interaction: Mapped[Interaction] = relationship(back_populates="attachments")
+
+
+class Call(Base):
+    __tablename__ = "call"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    parent_call_sid: Mapped[str | None] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(20))
+    from_number: Mapped[str | None] = mapped_column(String(32))
+    to_number: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20), default="ringing")
+    status_sequence: Mapped[int] = mapped_column(Integer, default=-1)
+    language: Mapped[str | None] = mapped_column(String(10))
+    ivr_path: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    purpose: Mapped[str | None] = mapped_column(String(30))
+    answered_by: Mapped[str | None] = mapped_column(String(30))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    filed: Mapped[bool] = mapped_column(Boolean, default=False)
+    greeted: Mapped[bool] = mapped_column(Boolean, default=False)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"), index=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"))
+    callback_id: Mapped[int | None] = mapped_column(ForeignKey("callback.id"))
+    queue_entered_at: Mapped[datetime | None] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CallStatusEvent(Base):
+    """Every status callback as Twilio sent it, once per (CallSid, SequenceNumber)."""
+
+    __tablename__ = "call_status_event"
+    __table_args__ = (UniqueConstraint("call_sid", "sequence_number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), index=True)
+    sequence_number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Callback(Base):
+    """A call the centre owes a resident. The row is the truth; an RQ scheduled job is only the timer."""
+
+    __tablename__ = "callback"
+    __table_args__ = (Index("ix_callback_due", "status", "due_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), index=True)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(254))
+    purpose: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    due_at: Mapped[datetime] = mapped_column()
+    window_end_at: Mapped[datetime | None] = mapped_column()
+    queued_at: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("operator.id"))
+    current_call_sid: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    ticket: Mapped[Ticket] = relationship(back_populates="callbacks")
+    attempt_log: Mapped[list[CallbackAttempt]] = relationship(
+        back_populates="callback", order_by="CallbackAttempt.attempt_no"
+    )
+
+
+class CallbackAttempt(Base):
+    __tablename__ = "callback_attempt"
+    __table_args__ = (UniqueConstraint("callback_id", "attempt_no"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    callback_id: Mapped[int] = mapped_column(ForeignKey("callback.id"), index=True)
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="placing")
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()
+    callback: Mapped[Callback] = relationship(back_populates="attempt_log")
+
+
+class Event(Base):
+    """The audit timeline: who did what to a ticket, and why."""
+
+    __tablename__ = "event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200), default="system")
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+
+class Outbox(Base):
+    """Work committed together with the data it needs; the relay moves it onto RQ."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "status", "available_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(80))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    queue: Mapped[str] = mapped_column(String(40), default="default")
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    available_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column()
+    done_at: Mapped[datetime | None] = mapped_column()
+
+
+class OutgoingMessage(Base):
+    """Every message we send (email, SMS), kept whether or not a relay is configured."""
+
+    __tablename__ = "outgoing_message"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"), index=True)
+    interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interaction.id"))
+    channel: Mapped[str] = mapped_column(String(10))
+    to: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str | None] = mapped_column(String(500))
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(300), unique=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(300))
+    references: Mapped[str | None] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    template: Mapped[str | None] = mapped_column(String(80))
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class RawMessage(Base):
+    """Inbound mail exactly as received, stored before any parsing (store first, quarantine, replay)."""
+
+    __tablename__ = "raw_message"
+    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(10))
+    mailbox: Mapped[str | None] = mapped_column(String(300))
+    uidvalidity: Mapped[int | None] = mapped_column(Integer)
+    uid: Mapped[int | None] = mapped_column(Integer)
+    envelope_from: Mapped[str | None] = mapped_column(String(300))
+    envelope_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    message_id: Mapped[str | None] = mapped_column(String(300), index=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="stored", index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    classification: Mapped[str | None] = mapped_column(String(20))
+    interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interaction.id"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column()
+
+
+class ImapCursor(Base):
+    __tablename__ = "imap_cursor"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(300), unique=True)
+    uidvalidity: Mapped[int | None] = mapped_column(Integer)
+    last_uid: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChannelHealth(Base):
+    """What each intake channel last did, for the health page and loud failure."""
+
+    __tablename__ = "channel_health"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="unknown")
+    last_ok_at: Mapped[datetime | None] = mapped_column()
+    last_error_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

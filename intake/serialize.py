@@ -1,0 +1,124 @@
+"""The JSON shapes of the public contract (ARCHITECTURE.md), shared by the CLI and the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake.config import HotlineConfig
+from intake.models import Callback, Event, Interaction, OutgoingMessage, Resident, Ticket
+
+
+def iso(moment: datetime | None, config: HotlineConfig | None = None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(config.timezone if config else None).isoformat()
+
+
+def resident_json(resident: Resident | None) -> dict[str, Any] | None:
+    if resident is None:
+        return None
+    unit = resident.unit
+    return {
+        "id": resident.id,
+        "name": resident.name,
+        "language": resident.language,
+        "unit": f"{unit.building.code} {unit.label}" if unit else None,
+        "contact_points": [{"kind": cp.kind, "value": cp.value, "unreachable": cp.unreachable} for cp in resident.contact_points],
+    }
+
+
+def ticket_json(ticket: Ticket, config: HotlineConfig) -> dict[str, Any]:
+    return {
+        "ref": ticket.ref,
+        "channel": ticket.channel,
+        "category": ticket.category,
+        "priority": ticket.priority,
+        "status": ticket.status,
+        "escalated": ticket.escalated,
+        "department": ticket.department.code if ticket.department else None,
+        "assignee": ticket.assignee.email if ticket.assignee else None,
+        "language": ticket.language,
+        "subject": ticket.subject,
+        "description": ticket.description,
+        "contact_phone": ticket.contact_phone,
+        "contact_email": ticket.contact_email,
+        "resident": resident_json(ticket.resident),
+        "satisfaction": ticket.satisfaction,
+        "first_response_due_at": iso(ticket.first_response_due_at, config),
+        "resolution_due_at": iso(ticket.resolution_due_at, config),
+        "created_at": iso(ticket.created_at, config),
+        "updated_at": iso(ticket.updated_at, config),
+    }
+
+
+def interaction_json(item: Interaction, config: HotlineConfig) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "direction": item.direction,
+        "channel": item.channel,
+        "sender": item.sender,
+        "subject": item.subject,
+        "body_text": item.body_text,
+        "external_id": item.external_id,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "external_id": a.external_id}
+            for a in item.attachments
+        ],
+        "meta": item.meta,
+        "created_at": iso(item.created_at, config),
+    }
+
+
+def event_json(event: Event, config: HotlineConfig) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "actor": event.actor,
+        "message": event.message,
+        "data": event.data,
+        "created_at": iso(event.created_at, config),
+    }
+
+
+def callback_json(cb: Callback, config: HotlineConfig) -> dict[str, Any]:
+    return {
+        "id": cb.id,
+        "ticket_ref": cb.ticket.ref,
+        "phone": cb.phone,
+        "email": cb.email,
+        "purpose": cb.purpose,
+        "due_at": iso(cb.due_at, config),
+        "queued_at": iso(cb.queued_at, config),
+        "status": cb.status,
+        "attempts": cb.attempts,
+        "outcome": cb.outcome,
+    }
+
+
+def outgoing_json(msg: OutgoingMessage, session: Session, config: HotlineConfig) -> dict[str, Any]:
+    ref = session.scalar(select(Ticket.ref).where(Ticket.id == msg.ticket_id)) if msg.ticket_id else None
+    return {
+        "id": msg.id,
+        "ticket_ref": ref,
+        "channel": msg.channel,
+        "to": msg.to,
+        "subject": msg.subject,
+        "body_text": msg.body_text,
+        "message_id": msg.message_id,
+        "in_reply_to": msg.in_reply_to,
+        "headers": msg.headers,
+        "status": msg.status,
+        "created_at": iso(msg.created_at, config),
+    }
+
+
+def ticket_detail_json(ticket: Ticket, config: HotlineConfig) -> dict[str, Any]:
+    data = ticket_json(ticket, config)
+    data["timeline"] = [interaction_json(i, config) for i in ticket.interactions]
+    data["events"] = [event_json(e, config) for e in ticket.events]
+    data["callbacks"] = [callback_json(c, config) for c in ticket.callbacks]
+    return data

@@ -1,0 +1,311 @@
+"""The intake entry point: turn an `InboundContact` into a ticket, or an interaction on one.
+
+One transaction holds the ticket, its first interaction, its events and its outbox rows.
+Idempotent by (channel, external_id): the unique constraint on `interaction` decides races, so the
+same contact from two processes at once still yields one ticket and one interaction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from intake.classify import classify
+from intake.config import HotlineConfig
+from intake.contact import InboundContact
+from intake.models import Attachment, ContactPoint, Interaction, Resident, Ticket, utcnow
+from intake.phones import normalize_email, normalize_phone
+from intake.tickets import OPEN_STATUSES, change_status, enqueue_after_commit, format_ref, record_event
+
+SUBJECT_LENGTH = 80
+URGENT_QUEUE = "urgent"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    ticket_id: int
+    ticket_ref: str
+    interaction_id: int
+    created_ticket: bool
+    duplicate: bool
+    reopened: bool = False
+    linked_to: str | None = None
+
+
+def _existing(session: Session, contact: InboundContact) -> Receipt | None:
+    row = session.execute(
+        select(Interaction.id, Interaction.ticket_id, Ticket.ref)
+        .join(Ticket, Ticket.id == Interaction.ticket_id)
+        .where(Interaction.channel == contact.channel, Interaction.external_id == contact.external_id)
+    ).first()
+    if row is None:
+        return None
+    return Receipt(ticket_id=row.ticket_id, ticket_ref=row.ref, interaction_id=row.id, created_ticket=False, duplicate=True)
+
+
+def find_resident(session: Session, phone: str | None, email: str | None) -> Resident | None:
+    for kind, value in (("phone", phone), ("email", email)):
+        if value:
+            resident = session.scalar(
+                select(Resident).join(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value == value)
+            )
+            if resident is not None:
+                return resident
+    return None
+
+
+def is_participant(session: Session, ticket: Ticket, phone: str | None, email: str | None) -> bool:
+    """The sender is the ticket's contact, its resident, or has written on it before."""
+    if (phone and phone == ticket.contact_phone) or (email and email == ticket.contact_email):
+        return True
+    if ticket.resident_id is not None:
+        values = [v for v in (phone, email) if v]
+        if values and session.scalar(
+            select(ContactPoint.id).where(ContactPoint.resident_id == ticket.resident_id, ContactPoint.value.in_(values))
+        ):
+            return True
+    senders = [v for v in (phone, email) if v]
+    return bool(senders) and session.scalar(
+        select(Interaction.id).where(Interaction.ticket_id == ticket.id, Interaction.direction == "in", Interaction.sender.in_(senders)).limit(1)
+    ) is not None
+
+
+def _thread_candidate(session: Session, contact: InboundContact, resident: Resident | None) -> Ticket | None:
+    if contact.references:
+        ticket = session.scalar(
+            select(Ticket)
+            .join(Interaction, Interaction.ticket_id == Ticket.id)
+            .where(Interaction.external_id.in_(contact.references))
+            .order_by(Interaction.id.desc())
+            .limit(1)
+        )
+        if ticket is not None:
+            return ticket
+    if contact.ticket_ref:
+        ticket = session.scalar(select(Ticket).where(Ticket.ref == contact.ticket_ref.upper()))
+        if ticket is not None:
+            return ticket
+    if contact.attach_to_open_ticket and resident is not None:
+        return session.scalar(
+            select(Ticket)
+            .where(Ticket.resident_id == resident.id, Ticket.status.in_(OPEN_STATUSES))
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(1)
+        )
+    return None
+
+
+def _follow_merges(session: Session, ticket: Ticket) -> Ticket:
+    seen = {ticket.id}
+    while ticket.merged_into_id is not None and ticket.merged_into_id not in seen:
+        ticket = session.get(Ticket, ticket.merged_into_id) or ticket
+        seen.add(ticket.id)
+    return ticket
+
+
+def _subject(contact: InboundContact, config: HotlineConfig, category: str, language: str) -> str:
+    if contact.subject and contact.subject.strip():
+        return contact.subject.strip()[:300]
+    first_line = next((line.strip() for line in contact.text.splitlines() if line.strip()), "")
+    if first_line:
+        return first_line[:SUBJECT_LENGTH]
+    found = config.category(category)
+    return found.names.get(language, category) if found else category
+
+
+def _new_ticket(
+    session: Session,
+    contact: InboundContact,
+    config: HotlineConfig,
+    resident: Resident | None,
+    phone: str | None,
+    email: str | None,
+    now: datetime,
+    linked: Ticket | None,
+) -> Ticket:
+    text = "\n".join(p for p in (contact.subject, contact.text) if p)
+    result = classify(
+        text,
+        config,
+        language_hint=contact.language_hint,
+        category_hint=contact.category_hint,
+        priority_hint=contact.priority_hint,
+    )
+    language = result.language
+    if not contact.language_hint and not text.strip() and resident is not None and resident.language:
+        language = resident.language
+    ticket = Ticket(
+        channel=contact.channel,
+        category=result.category,
+        priority=result.priority,
+        status="new",
+        resident_id=resident.id if resident else None,
+        unit_id=resident.unit_id if resident else None,
+        contact_phone=phone,
+        contact_email=email,
+        language=language,
+        subject=_subject(contact, config, result.category, language),
+        description=contact.text[:20000],
+        linked_ticket_id=linked.id if linked else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(ticket)
+    session.flush()
+    ticket.ref = format_ref(config.ticket_prefix, ticket.id)
+    record_event(
+        session,
+        ticket,
+        "created",
+        f"received by {contact.channel}: {result.category}, {result.priority}, {language}",
+        category=result.category,
+        priority=result.priority,
+        language=language,
+        matched=list(result.matched),
+        negated=list(result.negated),
+    )
+    if linked is not None:
+        record_event(session, ticket, "linked", f"names {linked.ref}, but the sender is not one of its participants", linked_ref=linked.ref)
+    queue = URGENT_QUEUE if ticket.priority == "P1" else "default"
+    enqueue_after_commit(session, "route_ticket", queue=queue, dedupe_key=f"route:{ticket.id}", ticket_id=ticket.id)
+    return ticket
+
+
+def _receive_once(session: Session, contact: InboundContact, config: HotlineConfig, now: datetime) -> Receipt:
+    existing = _existing(session, contact)
+    if existing is not None:
+        return existing
+    phone = normalize_phone(contact.sender_phone, config.phone_region)
+    email = normalize_email(contact.sender_email)
+    resident = find_resident(session, phone, email)
+    candidate = _thread_candidate(session, contact, resident)
+    ticket: Ticket | None = None
+    linked: Ticket | None = None
+    reopened = False
+    if candidate is not None:
+        candidate = _follow_merges(session, candidate)
+        trusted = contact.ticket_ref_trusted or is_participant(session, candidate, phone, email) or (
+            contact.attach_to_open_ticket and resident is not None and candidate.resident_id == resident.id
+        )
+        reopen_days = int(config.mail.get("reopen_closed_within_days", 30))
+        closed_long_ago = candidate.status == "closed" and (
+            candidate.closed_at is None or now - candidate.closed_at > timedelta(days=reopen_days)
+        )
+        if not trusted or closed_long_ago:
+            linked = candidate
+        else:
+            ticket = candidate
+    created = ticket is None
+    if ticket is None:
+        ticket = _new_ticket(session, contact, config, resident, phone, email, now, linked)
+    interaction = Interaction(
+        ticket_id=ticket.id,
+        kind=contact.kind,
+        direction="in",
+        channel=contact.channel,
+        external_id=contact.external_id,
+        sender=phone or email or contact.sender_name,
+        recipient=contact.recipient,
+        subject=contact.subject,
+        body_text=contact.text,
+        body_html=contact.html,
+        language=ticket.language,
+        meta={
+            "sender_name": contact.sender_name,
+            "sender_kind": contact.sender_kind,
+            "ivr_selections": list(contact.ivr_selections),
+            "references": list(contact.references),
+            "raw_ref": contact.raw_ref,
+            **contact.meta,
+        },
+        created_at=now,
+    )
+    session.add(interaction)
+    session.flush()
+    for att in contact.attachments:
+        session.add(
+            Attachment(
+                interaction_id=interaction.id,
+                filename=att.filename,
+                content_type=att.content_type,
+                size=att.size,
+                sha256=att.sha256,
+                external_url=att.external_url,
+                external_id=att.external_id,
+                inline=att.inline,
+                content_id=att.content_id,
+            )
+        )
+    if not created:
+        if contact.sender_kind == "human" and ticket.status in ("resolved", "closed"):
+            change_status(session, ticket, "in_progress" if ticket.department_id else "new", note=f"reopened by the resident's {contact.kind}")
+            reopened = True
+        elif contact.sender_kind == "human" and ticket.status == "waiting_resident":
+            change_status(session, ticket, "in_progress", note="the resident answered")
+        record_event(session, ticket, "interaction_added", f"{contact.kind} by {contact.channel}", interaction_id=interaction.id, sender_kind=contact.sender_kind)
+        ticket.updated_at = now
+    if contact.sender_kind == "human" and created:
+        enqueue_after_commit(session, "acknowledge", dedupe_key=f"ack:{interaction.id}", ticket_id=ticket.id, interaction_id=interaction.id)
+    session.flush()
+    assert ticket.ref is not None
+    return Receipt(
+        ticket_id=ticket.id,
+        ticket_ref=ticket.ref,
+        interaction_id=interaction.id,
+        created_ticket=created,
+        duplicate=False,
+        reopened=reopened,
+        linked_to=linked.ref if linked else None,
+    )
+
+
+def receive(
+    sessions: sessionmaker[Session],
+    contact: InboundContact,
+    config: HotlineConfig,
+    *,
+    now: datetime | None = None,
+    attempts: int = 5,
+) -> Receipt:
+    """Store `contact` once. A race with a concurrent duplicate ends in that one's receipt."""
+    for attempt in range(attempts):
+        session = sessions()
+        try:
+            receipt = _receive_once(session, contact, config, now or utcnow())
+            session.commit()
+            return receipt
+        except IntegrityError:
+            session.rollback()
+            existing = _existing(session, contact)
+            if existing is not None:
+                return existing
+            if attempt == attempts - 1:
+                raise
+        except OperationalError:
+            session.rollback()
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (2**attempt))
+        finally:
+            session.close()
+    raise RuntimeError("unreachable")
+
+
+def contact_point_owner(session: Session, kind: str, value: str) -> Resident | None:
+    return session.scalar(select(Resident).join(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value == value))
+
+
+def tickets_for_contact(session: Session, phone: str | None, email: str | None) -> list[Ticket]:
+    conditions = []
+    if phone:
+        conditions.append(Ticket.contact_phone == phone)
+    if email:
+        conditions.append(Ticket.contact_email == email)
+    if not conditions:
+        return []
+    return list(session.scalars(select(Ticket).where(or_(*conditions)).order_by(Ticket.id.desc())))

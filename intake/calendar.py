@@ -11,7 +11,9 @@ from intake.config import HotlineConfig
 
 
 @lru_cache(maxsize=16)
-def _holiday_calendar(country: str | None, subdivision: str | None, year: int) -> holidays_lib.HolidayBase | dict[date, str]:
+def _holiday_calendar(
+    country: str | None, subdivision: str | None, year: int
+) -> holidays_lib.HolidayBase | dict[date, str]:
     if not country:
         return {}
     return holidays_lib.country_holidays(country, subdiv=subdivision, years=[year])
@@ -64,7 +66,9 @@ def add_business_minutes(start: datetime, minutes: int, config: HotlineConfig) -
             if remaining <= left_today:
                 return (cursor + remaining).astimezone(UTC)
             remaining -= left_today
-        cursor = next_opening(datetime.combine(cursor.date() + timedelta(days=1), time(0), config.timezone), config).astimezone(config.timezone)
+        cursor = next_opening(
+            datetime.combine(cursor.date() + timedelta(days=1), time(0), config.timezone), config
+        ).astimezone(config.timezone)
 
 
 def in_quiet_hours(moment: datetime, config: HotlineConfig) -> bool:

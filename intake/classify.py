@@ -67,7 +67,9 @@ def _negated(text: str, start: int, config: HotlineConfig) -> bool:
     return any(re.search(r"(?<![a-z])" + re.escape(n) + r"$", words) for n in config.negations_en)
 
 
-def find_keywords(text: str, groups: dict[str, tuple[str, ...]], config: HotlineConfig) -> tuple[list[_Hit], list[_Hit]]:
+def find_keywords(
+    text: str, groups: dict[str, tuple[str, ...]], config: HotlineConfig
+) -> tuple[list[_Hit], list[_Hit]]:
     """Non-overlapping keyword hits (longest first) in `text`, split into counted and negated."""
     lowered = text.lower()
     candidates: list[_Hit] = []

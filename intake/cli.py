@@ -30,7 +30,13 @@ def emit(data: Any, fmt: str) -> None:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     elif isinstance(data, list):
         for row in data:
-            click.echo("  ".join(str(v) if v is not None else "-" for k, v in row.items() if not isinstance(v, dict | list)))
+            click.echo(
+                "  ".join(
+                    str(v) if v is not None else "-"
+                    for k, v in row.items()
+                    if not isinstance(v, dict | list)
+                )
+            )
     else:
         for k, v in data.items():
             if not isinstance(v, dict | list):
@@ -42,7 +48,9 @@ def plugin_commands() -> dict[str, click.Command]:
     found: dict[str, click.Command] = {}
     for ep in entry_points(group="hotline.commands"):
         loaded = ep.load()
-        for cmd in loaded() if callable(loaded) and not isinstance(loaded, click.Command) else [loaded]:
+        for cmd in (
+            loaded() if callable(loaded) and not isinstance(loaded, click.Command) else [loaded]
+        ):
             found[cmd.name] = cmd
     return found
 
@@ -78,7 +86,7 @@ def init_db() -> None:
 def seed_demo_cmd() -> None:
     """Create demonstration departments, operators, buildings, units and residents."""
     from intake.db import session_scope
-    from intake.demo import DEMO_PASSWORD, DEMO_OPERATORS, seed_demo
+    from intake.demo import DEMO_OPERATORS, DEMO_PASSWORD, seed_demo
     from intake.migrate import upgrade_to_head
 
     settings = settings_or_exit()
@@ -86,17 +94,23 @@ def seed_demo_cmd() -> None:
     with session_scope(settings.database_url) as session:
         added = seed_demo(session, settings.config)
     click.echo("added " + ", ".join(f"{n} {k}" for k, n in added.items()))
-    click.echo("logins (password " + DEMO_PASSWORD + "): " + ", ".join(e for e, *_ in DEMO_OPERATORS))
+    click.echo(
+        "logins (password " + DEMO_PASSWORD + "): " + ", ".join(e for e, *_ in DEMO_OPERATORS)
+    )
 
 
 @main.command("create-operator")
 @click.option("--email", required=True)
 @click.option("--password", required=True)
-@click.option("--role", type=click.Choice(["operator", "supervisor", "admin", "department"]), required=True)
+@click.option(
+    "--role", type=click.Choice(["operator", "supervisor", "admin", "department"]), required=True
+)
 @click.option("--name", default=None)
 @click.option("--department", default=None, help="department code, for department staff")
 @click.option("--language", type=click.Choice(["zh-Hant", "zh-Hans", "en"]), default="zh-Hant")
-def create_operator(email: str, password: str, role: str, name: str | None, department: str | None, language: str) -> None:
+def create_operator(
+    email: str, password: str, role: str, name: str | None, department: str | None, language: str
+) -> None:
     """Create an operator, or reset the password and role of an existing one."""
     from intake.auth import hash_password
     from intake.db import session_scope
@@ -117,11 +131,23 @@ def create_operator(email: str, password: str, role: str, name: str | None, depa
                 raise click.BadParameter(str(exc), param_hint="--department") from None
         op = session.scalar(select(Operator).where(Operator.email == email.lower()))
         if op is None:
-            op = Operator(email=email.lower(), name=name or email.split("@")[0], password_hash=hashed, role=role, department_id=dept_id, language=language)
+            op = Operator(
+                email=email.lower(),
+                name=name or email.split("@")[0],
+                password_hash=hashed,
+                role=role,
+                department_id=dept_id,
+                language=language,
+            )
             session.add(op)
             verb = "created"
         else:
-            op.password_hash, op.role, op.department_id, op.language = hashed, role, dept_id, language
+            op.password_hash, op.role, op.department_id, op.language = (
+                hashed,
+                role,
+                dept_id,
+                language,
+            )
             verb = "updated"
     click.echo(f"{verb} {role} {email}")
 
@@ -142,7 +168,12 @@ def tickets_list(fmt: str, status: str | None, limit: int) -> None:
 
     settings = settings_or_exit()
     with session_scope(settings.database_url) as session:
-        query = select(Ticket).options(selectinload(Ticket.department), selectinload(Ticket.resident)).order_by(Ticket.priority, Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)
+        query = (
+            select(Ticket)
+            .options(selectinload(Ticket.department), selectinload(Ticket.resident))
+            .order_by(Ticket.priority, Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(limit)
+        )
         if status:
             query = query.where(Ticket.status == status)
         rows = [ticket_json(t, settings.config) for t in session.scalars(query)]
@@ -182,7 +213,11 @@ def callbacks_list(fmt: str, status: str | None) -> None:
 
     settings = settings_or_exit()
     with session_scope(settings.database_url) as session:
-        query = select(Callback).options(selectinload(Callback.ticket)).order_by(Callback.due_at, Callback.id)
+        query = (
+            select(Callback)
+            .options(selectinload(Callback.ticket))
+            .order_by(Callback.due_at, Callback.id)
+        )
         if status:
             query = query.where(Callback.status == status)
         rows = [callback_json(c, settings.config) for c in session.scalars(query)]
@@ -203,7 +238,10 @@ def outbox_list(fmt: str) -> None:
 
     settings = settings_or_exit()
     with session_scope(settings.database_url) as session:
-        rows = [outgoing_json(m, session, settings.config) for m in session.scalars(select(OutgoingMessage).order_by(OutgoingMessage.id))]
+        rows = [
+            outgoing_json(m, session, settings.config)
+            for m in session.scalars(select(OutgoingMessage).order_by(OutgoingMessage.id))
+        ]
     emit(rows, fmt)
 
 
@@ -224,7 +262,9 @@ def import_residents_cmd(path: str, dry_run: bool) -> None:
             session.rollback()
     for err in report.errors:
         click.echo(f"line {err.line}: {err.message}", err=True)
-    click.echo(f"{'would import' if dry_run else 'imported'} {report.created} new, {report.updated} updated, {len(report.errors)} errors")
+    click.echo(
+        f"{'would import' if dry_run else 'imported'} {report.created} new, {report.updated} updated, {len(report.errors)} errors"
+    )
     if report.errors:
         sys.exit(1)
 

@@ -176,7 +176,9 @@ def parse_config(data: dict[str, Any]) -> HotlineConfig:
     hours = {i: _span(f"business_hours.{d}", hours_raw.get(d)) for i, d in enumerate(WEEKDAYS)}
     langs = data.get("languages") or {}
     default_language = langs.get("default", "zh-Hant")
-    _expect(default_language in LANGUAGES, "languages.default", f"one of {LANGUAGES}", default_language)
+    _expect(
+        default_language in LANGUAGES, "languages.default", f"one of {LANGUAGES}", default_language
+    )
     enabled = _str_list("languages.enabled", langs.get("enabled", list(LANGUAGES)))
     for lang in enabled:
         _expect(lang in LANGUAGES, "languages.enabled", f"items from {LANGUAGES}", lang)
@@ -185,7 +187,9 @@ def parse_config(data: dict[str, Any]) -> HotlineConfig:
     seen: set[str] = set()
     for i, c in enumerate(data.get("categories") or []):
         key = f"categories[{i}]"
-        _expect(isinstance(c, dict) and isinstance(c.get("code"), str), key, "a mapping with code", c)
+        _expect(
+            isinstance(c, dict) and isinstance(c.get("code"), str), key, "a mapping with code", c
+        )
         _expect(c["code"] not in seen, f"{key}.code", "a unique code", c["code"])
         seen.add(c["code"])
         prio = c.get("priority", "P4")
@@ -203,7 +207,9 @@ def parse_config(data: dict[str, Any]) -> HotlineConfig:
     departments = []
     for i, d in enumerate(data.get("departments") or []):
         key = f"departments[{i}]"
-        _expect(isinstance(d, dict) and isinstance(d.get("code"), str), key, "a mapping with code", d)
+        _expect(
+            isinstance(d, dict) and isinstance(d.get("code"), str), key, "a mapping with code", d
+        )
         on_call = _str_list(f"{key}.on_call", d.get("on_call") or [])
         for number in on_call:
             _expect(
@@ -221,20 +227,32 @@ def parse_config(data: dict[str, Any]) -> HotlineConfig:
             )
         )
     dept_codes = {d.code for d in departments}
-    _expect("customer_service" in dept_codes, "departments", "a 'customer_service' department", sorted(dept_codes))
+    _expect(
+        "customer_service" in dept_codes,
+        "departments",
+        "a 'customer_service' department",
+        sorted(dept_codes),
+    )
     profiles = {}
     for name, p in (data.get("sla_profiles") or {}).items():
         key = f"sla_profiles.{name}"
         _expect(isinstance(p, dict), key, "a mapping", p)
         for k in ("first_response_minutes", "resolution_minutes"):
-            _expect(isinstance(p.get(k), int) and p[k] > 0, f"{key}.{k}", "a positive integer", p.get(k))
+            _expect(
+                isinstance(p.get(k), int) and p[k] > 0, f"{key}.{k}", "a positive integer", p.get(k)
+            )
         profiles[name] = SlaProfile(
-            name, p["first_response_minutes"], p["resolution_minutes"], bool(p.get("business_time", True))
+            name,
+            p["first_response_minutes"],
+            p["resolution_minutes"],
+            bool(p.get("business_time", True)),
         )
     rules = []
     for i, r in enumerate(data.get("routing_rules") or []):
         key = f"routing_rules[{i}]"
-        _expect(isinstance(r, dict) and isinstance(r.get("name"), str), key, "a mapping with name", r)
+        _expect(
+            isinstance(r, dict) and isinstance(r.get("name"), str), key, "a mapping with name", r
+        )
         when = r.get("when") or {}
         then = r.get("then") or {}
         allowed = {"category", "keywords", "channel", "building", "priority", "hours"}
@@ -243,14 +261,36 @@ def parse_config(data: dict[str, Any]) -> HotlineConfig:
             for c in when["category"]:
                 _expect(c in seen, f"{key}.when.category", f"known categories {sorted(seen)}", c)
         if "hours" in when:
-            _expect(when["hours"] in ("business", "after_hours"), f"{key}.when.hours", "business or after_hours", when["hours"])
-        _expect(then.get("department") in dept_codes, f"{key}.then.department", f"one of {sorted(dept_codes)}", then.get("department"))
+            _expect(
+                when["hours"] in ("business", "after_hours"),
+                f"{key}.when.hours",
+                "business or after_hours",
+                when["hours"],
+            )
+        _expect(
+            then.get("department") in dept_codes,
+            f"{key}.then.department",
+            f"one of {sorted(dept_codes)}",
+            then.get("department"),
+        )
         if "priority" in then:
-            _expect(then["priority"] in PRIORITIES, f"{key}.then.priority", "one of P1..P4", then["priority"])
+            _expect(
+                then["priority"] in PRIORITIES,
+                f"{key}.then.priority",
+                "one of P1..P4",
+                then["priority"],
+            )
         if "sla_profile" in then:
-            _expect(then["sla_profile"] in profiles, f"{key}.then.sla_profile", f"one of {sorted(profiles)}", then["sla_profile"])
+            _expect(
+                then["sla_profile"] in profiles,
+                f"{key}.then.sla_profile",
+                f"one of {sorted(profiles)}",
+                then["sla_profile"],
+            )
         for n in then.get("notify") or []:
-            _expect(n in dept_codes, f"{key}.then.notify", f"departments from {sorted(dept_codes)}", n)
+            _expect(
+                n in dept_codes, f"{key}.then.notify", f"departments from {sorted(dept_codes)}", n
+            )
         rules.append(RoutingRule(r["name"], dict(when), dict(then)))
     pk = {}
     for prio, words in (data.get("priority_keywords") or {}).items():
@@ -286,11 +326,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> HotlineConfig:
     try:
         text = chosen.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"HOTLINE_CONFIG: expected a readable YAML file, got {str(chosen)!r} ({exc.strerror})") from None
+        raise ConfigError(
+            f"HOTLINE_CONFIG: expected a readable YAML file, got {str(chosen)!r} ({exc.strerror})"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"HOTLINE_CONFIG: expected valid YAML in {chosen}, {str(exc).splitlines()[0]}") from None
+        raise ConfigError(
+            f"HOTLINE_CONFIG: expected valid YAML in {chosen}, {str(exc).splitlines()[0]}"
+        ) from None
     return parse_config(data)
 
 
@@ -301,7 +345,9 @@ def _env(name: str, default: str | None = None) -> str | None:
         try:
             return Path(file_name).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"{name}_FILE: expected a readable file, got {file_name!r} ({exc.strerror})") from None
+            raise ConfigError(
+                f"{name}_FILE: expected a readable file, got {file_name!r} ({exc.strerror})"
+            ) from None
     value = os.environ.get(name)
     return value if value not in (None, "") else default
 
@@ -363,17 +409,39 @@ def load_settings(env_file: str | None = ".env") -> Settings:
     )
     redis_url = _env("REDIS_URL")
     if redis_url:
-        _expect(redis_url.startswith(("redis://", "rediss://", "unix://")), "REDIS_URL", "a redis://, rediss:// or unix:// URL", redis_url)
+        _expect(
+            redis_url.startswith(("redis://", "rediss://", "unix://")),
+            "REDIS_URL",
+            "a redis://, rediss:// or unix:// URL",
+            redis_url,
+        )
     port_raw = _env("SMTPD_PORT", "8025") or "8025"
-    _expect(port_raw.isdigit() and 0 < int(port_raw) < 65536, "SMTPD_PORT", "a TCP port number", port_raw)
+    _expect(
+        port_raw.isdigit() and 0 < int(port_raw) < 65536,
+        "SMTPD_PORT",
+        "a TCP port number",
+        port_raw,
+    )
     imap = tuple(u.strip() for u in (_env("IMAP_URL") or "").split(",") if u.strip())
     for u in imap:
-        _expect(u.startswith(("imap://", "imaps://")), "IMAP_URL", "imaps://user:password@host:port/FOLDER", u.split("@")[-1])
+        _expect(
+            u.startswith(("imap://", "imaps://")),
+            "IMAP_URL",
+            "imaps://user:password@host:port/FOLDER",
+            u.split("@")[-1],
+        )
     smtp_url = _env("SMTP_URL")
     if smtp_url:
-        _expect(smtp_url.startswith(("smtp://", "smtps://")), "SMTP_URL", "an smtp:// or smtps:// URL", smtp_url.split("@")[-1])
+        _expect(
+            smtp_url.startswith(("smtp://", "smtps://")),
+            "SMTP_URL",
+            "an smtp:// or smtps:// URL",
+            smtp_url.split("@")[-1],
+        )
     public = (_env("PUBLIC_BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/")
-    _expect(public.startswith(("http://", "https://")), "PUBLIC_BASE_URL", "an http(s):// URL", public)
+    _expect(
+        public.startswith(("http://", "https://")), "PUBLIC_BASE_URL", "an http(s):// URL", public
+    )
     mail_from = _env("MAIL_FROM", "complaints@hotline.localhost") or ""
     _expect("@" in mail_from, "MAIL_FROM", "an email address", mail_from)
     return Settings(
@@ -383,7 +451,8 @@ def load_settings(env_file: str | None = ".env") -> Settings:
         public_base_url=public,
         twilio_account_sid=_env("TWILIO_ACCOUNT_SID"),
         twilio_auth_token=_env("TWILIO_AUTH_TOKEN"),
-        webhook_auth_token=_env("TWILIO_AUTH_TOKEN") or _local_secret(data_dir, "local_twilio_auth_token"),
+        webhook_auth_token=_env("TWILIO_AUTH_TOKEN")
+        or _local_secret(data_dir, "local_twilio_auth_token"),
         twilio_number=_env("TWILIO_NUMBER"),
         imap_urls=imap,
         smtp_url=smtp_url,

@@ -56,9 +56,13 @@ def seed_demo(session: Session, config: HotlineConfig) -> dict[str, int]:
             added["buildings"] += 1
         buildings[code] = building
     for name, language, bcode, label, phone, email in DEMO_RESIDENTS:
-        if session.scalar(select(ContactPoint).where(ContactPoint.kind == "phone", ContactPoint.value == phone)):
+        if session.scalar(
+            select(ContactPoint).where(ContactPoint.kind == "phone", ContactPoint.value == phone)
+        ):
             continue
-        unit = session.scalar(select(Unit).where(Unit.building_id == buildings[bcode].id, Unit.label == label))
+        unit = session.scalar(
+            select(Unit).where(Unit.building_id == buildings[bcode].id, Unit.label == label)
+        )
         if unit is None:
             unit = Unit(building_id=buildings[bcode].id, label=label)
             session.add(unit)
@@ -67,9 +71,11 @@ def seed_demo(session: Session, config: HotlineConfig) -> dict[str, int]:
         resident = Resident(name=name, language=language, unit_id=unit.id)
         session.add(resident)
         session.flush()
-        session.add_all([
-            ContactPoint(resident_id=resident.id, kind="phone", value=phone),
-            ContactPoint(resident_id=resident.id, kind="email", value=email),
-        ])
+        session.add_all(
+            [
+                ContactPoint(resident_id=resident.id, kind="phone", value=phone),
+                ContactPoint(resident_id=resident.id, kind="email", value=email),
+            ]
+        )
         added["residents"] += 1
     return added

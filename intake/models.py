@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -56,7 +56,11 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class Department(Base):
@@ -176,7 +180,9 @@ class Ticket(Base):
         back_populates="ticket", order_by="Interaction.id"
     )
     events: Mapped[list[Event]] = relationship(back_populates="ticket", order_by="Event.id")
-    callbacks: Mapped[list[Callback]] = relationship(back_populates="ticket", order_by="Callback.id")
+    callbacks: Mapped[list[Callback]] = relationship(
+        back_populates="ticket", order_by="Callback.id"
+    )
 
 
 class Interaction(Base):

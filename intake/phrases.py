@@ -13,7 +13,13 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
-FALLBACKS = {"yue": "zh-Hant", "cmn-CN": "zh-Hans", "zh-HK": "zh-Hant", "zh-TW": "zh-Hant", "zh-CN": "zh-Hans"}
+FALLBACKS = {
+    "yue": "zh-Hant",
+    "cmn-CN": "zh-Hans",
+    "zh-HK": "zh-Hant",
+    "zh-TW": "zh-Hant",
+    "zh-CN": "zh-Hans",
+}
 
 
 @lru_cache(maxsize=4)

@@ -42,7 +42,9 @@ def unit_for(session: Session, building_code: str, label: str) -> Unit:
 
 
 def add_contact_point(session: Session, resident: Resident, kind: str, value: str) -> ContactPoint:
-    existing = session.scalar(select(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value == value))
+    existing = session.scalar(
+        select(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value == value)
+    )
     if existing is not None:
         if existing.resident_id != resident.id:
             raise ValueError(f"{kind} {value} already belongs to another resident")
@@ -52,7 +54,9 @@ def add_contact_point(session: Session, resident: Resident, kind: str, value: st
     return point
 
 
-def import_residents(session: Session, rows: list[dict[str, str]], config: HotlineConfig, *, dry_run: bool = False) -> ImportReport:
+def import_residents(
+    session: Session, rows: list[dict[str, str]], config: HotlineConfig, *, dry_run: bool = False
+) -> ImportReport:
     """Validate every row first; import only when no row has an error (all or nothing)."""
     report = ImportReport()
     parsed = []
@@ -84,14 +88,28 @@ def import_residents(session: Session, rows: list[dict[str, str]], config: Hotli
                 seen[value] = index
         for p in problems:
             report.errors.append(RowError(index, p))
-        parsed.append((index, name, language, (row.get("building") or "").strip(), (row.get("unit") or "").strip(), phone, email))
+        parsed.append(
+            (
+                index,
+                name,
+                language,
+                (row.get("building") or "").strip(),
+                (row.get("unit") or "").strip(),
+                phone,
+                email,
+            )
+        )
     if report.errors or dry_run:
         return report
     for index, name, language, building, unit_label, phone, email in parsed:
         resident = None
         for kind, value in (("phone", phone), ("email", email)):
             if value and resident is None:
-                resident = session.scalar(select(Resident).join(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value == value))
+                resident = session.scalar(
+                    select(Resident)
+                    .join(ContactPoint)
+                    .where(ContactPoint.kind == kind, ContactPoint.value == value)
+                )
         if resident is None:
             resident = Resident(name=name, language=language)
             session.add(resident)

@@ -33,7 +33,11 @@ class RoutingDecision:
     reasons: tuple[str, ...] = field(default=())
 
     def explain(self) -> str:
-        return f"rule {self.rule!r} matched: " + "; ".join(self.reasons) if self.reasons else f"rule {self.rule!r} matched every ticket"
+        return (
+            f"rule {self.rule!r} matched: " + "; ".join(self.reasons)
+            if self.reasons
+            else f"rule {self.rule!r} matched every ticket"
+        )
 
 
 def _check(rule: RoutingRule, facts: TicketFacts, config: HotlineConfig) -> list[str] | None:
@@ -83,10 +87,14 @@ def decide(facts: TicketFacts, config: HotlineConfig) -> RoutingDecision:
             notify=tuple(then.get("notify") or ()),
             reasons=tuple(reasons),
         )
-    return RoutingDecision("default", "customer_service", facts.priority, None, (), ("no rule matched",))
+    return RoutingDecision(
+        "default", "customer_service", facts.priority, None, (), ("no rule matched",)
+    )
 
 
-def sla_due_times(start: datetime, profile_name: str | None, config: HotlineConfig) -> tuple[datetime | None, datetime | None]:
+def sla_due_times(
+    start: datetime, profile_name: str | None, config: HotlineConfig
+) -> tuple[datetime | None, datetime | None]:
     from datetime import timedelta
 
     profile = config.sla_profiles.get(profile_name or "")
@@ -97,4 +105,6 @@ def sla_due_times(start: datetime, profile_name: str | None, config: HotlineConf
             add_business_minutes(start, profile.first_response_minutes, config),
             add_business_minutes(start, profile.resolution_minutes, config),
         )
-    return start + timedelta(minutes=profile.first_response_minutes), start + timedelta(minutes=profile.resolution_minutes)
+    return start + timedelta(minutes=profile.first_response_minutes), start + timedelta(
+        minutes=profile.resolution_minutes
+    )

@@ -27,7 +27,10 @@ def resident_json(resident: Resident | None) -> dict[str, Any] | None:
         "name": resident.name,
         "language": resident.language,
         "unit": f"{unit.building.code} {unit.label}" if unit else None,
-        "contact_points": [{"kind": cp.kind, "value": cp.value, "unreachable": cp.unreachable} for cp in resident.contact_points],
+        "contact_points": [
+            {"kind": cp.kind, "value": cp.value, "unreachable": cp.unreachable}
+            for cp in resident.contact_points
+        ],
     }
 
 
@@ -66,7 +69,12 @@ def interaction_json(item: Interaction, config: HotlineConfig) -> dict[str, Any]
         "body_text": item.body_text,
         "external_id": item.external_id,
         "attachments": [
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "external_id": a.external_id}
+            {
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "external_id": a.external_id,
+            }
             for a in item.attachments
         ],
         "meta": item.meta,
@@ -100,7 +108,11 @@ def callback_json(cb: Callback, config: HotlineConfig) -> dict[str, Any]:
 
 
 def outgoing_json(msg: OutgoingMessage, session: Session, config: HotlineConfig) -> dict[str, Any]:
-    ref = session.scalar(select(Ticket.ref).where(Ticket.id == msg.ticket_id)) if msg.ticket_id else None
+    ref = (
+        session.scalar(select(Ticket.ref).where(Ticket.id == msg.ticket_id))
+        if msg.ticket_id
+        else None
+    )
     return {
         "id": msg.id,
         "ticket_ref": ref,

@@ -20,7 +20,13 @@ from intake.config import HotlineConfig
 from intake.contact import InboundContact
 from intake.models import Attachment, ContactPoint, Interaction, Resident, Ticket, utcnow
 from intake.phones import normalize_email, normalize_phone
-from intake.tickets import OPEN_STATUSES, change_status, enqueue_after_commit, format_ref, record_event
+from intake.tickets import (
+    OPEN_STATUSES,
+    change_status,
+    enqueue_after_commit,
+    format_ref,
+    record_event,
+)
 
 SUBJECT_LENGTH = 80
 URGENT_QUEUE = "urgent"
@@ -41,18 +47,28 @@ def _existing(session: Session, contact: InboundContact) -> Receipt | None:
     row = session.execute(
         select(Interaction.id, Interaction.ticket_id, Ticket.ref)
         .join(Ticket, Ticket.id == Interaction.ticket_id)
-        .where(Interaction.channel == contact.channel, Interaction.external_id == contact.external_id)
+        .where(
+            Interaction.channel == contact.channel, Interaction.external_id == contact.external_id
+        )
     ).first()
     if row is None:
         return None
-    return Receipt(ticket_id=row.ticket_id, ticket_ref=row.ref, interaction_id=row.id, created_ticket=False, duplicate=True)
+    return Receipt(
+        ticket_id=row.ticket_id,
+        ticket_ref=row.ref,
+        interaction_id=row.id,
+        created_ticket=False,
+        duplicate=True,
+    )
 
 
 def find_resident(session: Session, phone: str | None, email: str | None) -> Resident | None:
     for kind, value in (("phone", phone), ("email", email)):
         if value:
             resident = session.scalar(
-                select(Resident).join(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value == value)
+                select(Resident)
+                .join(ContactPoint)
+                .where(ContactPoint.kind == kind, ContactPoint.value == value)
             )
             if resident is not None:
                 return resident
@@ -66,16 +82,30 @@ def is_participant(session: Session, ticket: Ticket, phone: str | None, email: s
     if ticket.resident_id is not None:
         values = [v for v in (phone, email) if v]
         if values and session.scalar(
-            select(ContactPoint.id).where(ContactPoint.resident_id == ticket.resident_id, ContactPoint.value.in_(values))
+            select(ContactPoint.id).where(
+                ContactPoint.resident_id == ticket.resident_id, ContactPoint.value.in_(values)
+            )
         ):
             return True
     senders = [v for v in (phone, email) if v]
-    return bool(senders) and session.scalar(
-        select(Interaction.id).where(Interaction.ticket_id == ticket.id, Interaction.direction == "in", Interaction.sender.in_(senders)).limit(1)
-    ) is not None
+    return (
+        bool(senders)
+        and session.scalar(
+            select(Interaction.id)
+            .where(
+                Interaction.ticket_id == ticket.id,
+                Interaction.direction == "in",
+                Interaction.sender.in_(senders),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
-def _thread_candidate(session: Session, contact: InboundContact, resident: Resident | None) -> Ticket | None:
+def _thread_candidate(
+    session: Session, contact: InboundContact, resident: Resident | None
+) -> Ticket | None:
     if contact.references:
         ticket = session.scalar(
             select(Ticket)
@@ -137,7 +167,12 @@ def _new_ticket(
         priority_hint=contact.priority_hint,
     )
     language = result.language
-    if not contact.language_hint and not text.strip() and resident is not None and resident.language:
+    if (
+        not contact.language_hint
+        and not text.strip()
+        and resident is not None
+        and resident.language
+    ):
         language = resident.language
     ticket = Ticket(
         channel=contact.channel,
@@ -170,13 +205,23 @@ def _new_ticket(
         negated=list(result.negated),
     )
     if linked is not None:
-        record_event(session, ticket, "linked", f"names {linked.ref}, but the sender is not one of its participants", linked_ref=linked.ref)
+        record_event(
+            session,
+            ticket,
+            "linked",
+            f"names {linked.ref}, but the sender is not one of its participants",
+            linked_ref=linked.ref,
+        )
     queue = URGENT_QUEUE if ticket.priority == "P1" else "default"
-    enqueue_after_commit(session, "route_ticket", queue=queue, dedupe_key=f"route:{ticket.id}", ticket_id=ticket.id)
+    enqueue_after_commit(
+        session, "route_ticket", queue=queue, dedupe_key=f"route:{ticket.id}", ticket_id=ticket.id
+    )
     return ticket
 
 
-def _receive_once(session: Session, contact: InboundContact, config: HotlineConfig, now: datetime) -> Receipt:
+def _receive_once(
+    session: Session, contact: InboundContact, config: HotlineConfig, now: datetime
+) -> Receipt:
     existing = _existing(session, contact)
     if existing is not None:
         return existing
@@ -189,8 +234,14 @@ def _receive_once(session: Session, contact: InboundContact, config: HotlineConf
     reopened = False
     if candidate is not None:
         candidate = _follow_merges(session, candidate)
-        trusted = contact.ticket_ref_trusted or is_participant(session, candidate, phone, email) or (
-            contact.attach_to_open_ticket and resident is not None and candidate.resident_id == resident.id
+        trusted = (
+            contact.ticket_ref_trusted
+            or is_participant(session, candidate, phone, email)
+            or (
+                contact.attach_to_open_ticket
+                and resident is not None
+                and candidate.resident_id == resident.id
+            )
         )
         reopen_days = int(config.mail.get("reopen_closed_within_days", 30))
         closed_long_ago = candidate.status == "closed" and (
@@ -243,14 +294,32 @@ def _receive_once(session: Session, contact: InboundContact, config: HotlineConf
         )
     if not created:
         if contact.sender_kind == "human" and ticket.status in ("resolved", "closed"):
-            change_status(session, ticket, "in_progress" if ticket.department_id else "new", note=f"reopened by the resident's {contact.kind}")
+            change_status(
+                session,
+                ticket,
+                "in_progress" if ticket.department_id else "new",
+                note=f"reopened by the resident's {contact.kind}",
+            )
             reopened = True
         elif contact.sender_kind == "human" and ticket.status == "waiting_resident":
             change_status(session, ticket, "in_progress", note="the resident answered")
-        record_event(session, ticket, "interaction_added", f"{contact.kind} by {contact.channel}", interaction_id=interaction.id, sender_kind=contact.sender_kind)
+        record_event(
+            session,
+            ticket,
+            "interaction_added",
+            f"{contact.kind} by {contact.channel}",
+            interaction_id=interaction.id,
+            sender_kind=contact.sender_kind,
+        )
         ticket.updated_at = now
     if contact.sender_kind == "human" and created:
-        enqueue_after_commit(session, "acknowledge", dedupe_key=f"ack:{interaction.id}", ticket_id=ticket.id, interaction_id=interaction.id)
+        enqueue_after_commit(
+            session,
+            "acknowledge",
+            dedupe_key=f"ack:{interaction.id}",
+            ticket_id=ticket.id,
+            interaction_id=interaction.id,
+        )
     session.flush()
     assert ticket.ref is not None
     return Receipt(
@@ -297,7 +366,11 @@ def receive(
 
 
 def contact_point_owner(session: Session, kind: str, value: str) -> Resident | None:
-    return session.scalar(select(Resident).join(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value == value))
+    return session.scalar(
+        select(Resident)
+        .join(ContactPoint)
+        .where(ContactPoint.kind == kind, ContactPoint.value == value)
+    )
 
 
 def tickets_for_contact(session: Session, phone: str | None, email: str | None) -> list[Ticket]:

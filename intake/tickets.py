@@ -19,8 +19,12 @@ def format_ref(prefix: str, ticket_id: int) -> str:
     return f"{prefix}-{ticket_id:06d}"
 
 
-def record_event(session: Session, ticket: Ticket, kind: str, message: str, *, actor: str = "system", **data: Any) -> Event:
-    event = Event(ticket_id=ticket.id, kind=kind, actor=actor, message=message, data=data, created_at=utcnow())
+def record_event(
+    session: Session, ticket: Ticket, kind: str, message: str, *, actor: str = "system", **data: Any
+) -> Event:
+    event = Event(
+        ticket_id=ticket.id, kind=kind, actor=actor, message=message, data=data, created_at=utcnow()
+    )
     session.add(event)
     return event
 
@@ -48,7 +52,9 @@ def enqueue_after_commit(
     return row
 
 
-def change_status(session: Session, ticket: Ticket, status: str, *, actor: str = "system", note: str = "") -> bool:
+def change_status(
+    session: Session, ticket: Ticket, status: str, *, actor: str = "system", note: str = ""
+) -> bool:
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}")
     if ticket.status == status:
@@ -63,7 +69,15 @@ def change_status(session: Session, ticket: Ticket, status: str, *, actor: str =
     elif previous in ("resolved", "closed"):
         ticket.resolved_at = None
         ticket.closed_at = None
-    record_event(session, ticket, "status_changed", note or f"{previous} → {status}", actor=actor, previous=previous, status=status)
+    record_event(
+        session,
+        ticket,
+        "status_changed",
+        note or f"{previous} → {status}",
+        actor=actor,
+        previous=previous,
+        status=status,
+    )
     return True
 
 
@@ -74,7 +88,13 @@ def department_by_code(session: Session, code: str, config: HotlineConfig) -> De
         conf = config.department(code)
         if conf is None:
             raise ValueError(f"department {code!r} is not in the configuration")
-        dept = Department(code=code, name_zh_hant=conf.names["zh-Hant"], name_zh_hans=conf.names["zh-Hans"], name_en=conf.names["en"], email=conf.email)
+        dept = Department(
+            code=code,
+            name_zh_hant=conf.names["zh-Hant"],
+            name_zh_hans=conf.names["zh-Hans"],
+            name_en=conf.names["en"],
+            email=conf.email,
+        )
         session.add(dept)
         session.flush()
     return dept
@@ -83,5 +103,9 @@ def department_by_code(session: Session, code: str, config: HotlineConfig) -> De
 def sync_departments(session: Session, config: HotlineConfig) -> None:
     for conf in config.departments:
         dept = department_by_code(session, conf.code, config)
-        dept.name_zh_hant, dept.name_zh_hans, dept.name_en = conf.names["zh-Hant"], conf.names["zh-Hans"], conf.names["en"]
+        dept.name_zh_hant, dept.name_zh_hans, dept.name_en = (
+            conf.names["zh-Hant"],
+            conf.names["zh-Hans"],
+            conf.names["en"],
+        )
         dept.email = conf.email

@@ -65,7 +65,9 @@ def pg_server_url() -> Iterator[str | None]:
 
 
 @pytest.fixture(scope="session")
-def migrated_urls(tmp_path_factory: pytest.TempPathFactory, pg_server_url: str | None) -> dict[str, str | None]:
+def migrated_urls(
+    tmp_path_factory: pytest.TempPathFactory, pg_server_url: str | None
+) -> dict[str, str | None]:
     from intake.migrate import upgrade_to_head
 
     sqlite_url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'hotline.db'}"
@@ -83,7 +85,11 @@ def _truncate(url: str) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            conn.execute(
+                text(
+                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+                )
+            )
         else:
             conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
             for t in tables:
@@ -97,7 +103,9 @@ def _truncate(url: str) -> None:
 def db_url(request: pytest.FixtureRequest, migrated_urls: dict[str, str | None]) -> Iterator[str]:
     url = migrated_urls[request.param]
     if url is None:
-        pytest.skip("PostgreSQL is not reachable (set DATABASE_URL to a PostgreSQL server to run these)")
+        pytest.skip(
+            "PostgreSQL is not reachable (set DATABASE_URL to a PostgreSQL server to run these)"
+        )
     _truncate(url)
     yield url
 
@@ -143,7 +151,9 @@ def redis_url(redis_server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, redis_url: str) -> Iterator[dict[str, str]]:
+def env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, redis_url: str
+) -> Iterator[dict[str, str]]:
     """The process environment every `hotline` command and job reads, pointed at the test services."""
     from intake.config import get_settings
 

@@ -13,7 +13,13 @@ from worker.runner import drain
 
 
 def hotline(env, *args):
-    result = subprocess.run([sys.executable, "-m", "intake.cli", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "intake.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -23,9 +29,25 @@ def test_tickets_list_and_show_speak_the_public_json(env, demo, sessions, redis_
     drain(Redis.from_url(redis_url))
     listed = json.loads(hotline(env, "tickets", "list", "--format", "json"))
     assert [t["ref"] for t in listed] == [receipt.ticket_ref]
-    expected = {"ref", "channel", "category", "priority", "status", "department", "language", "subject", "description", "contact_phone", "contact_email", "resident", "created_at"}
+    expected = {
+        "ref",
+        "channel",
+        "category",
+        "priority",
+        "status",
+        "department",
+        "language",
+        "subject",
+        "description",
+        "contact_phone",
+        "contact_email",
+        "resident",
+        "created_at",
+    }
     assert expected <= set(listed[0])
-    shown = json.loads(hotline(env, "tickets", "show", receipt.ticket_ref.lower(), "--format", "json"))
+    shown = json.loads(
+        hotline(env, "tickets", "show", receipt.ticket_ref.lower(), "--format", "json")
+    )
     assert shown["department"] == "engineering"
     assert shown["created_at"].endswith("+08:00")
     entry = shown["timeline"][0]
@@ -36,10 +58,19 @@ def test_tickets_list_and_show_speak_the_public_json(env, demo, sessions, redis_
 
 
 def test_init_db_on_a_fresh_database_and_seed_demo_twice(tmp_path):
-    env = {"HOTLINE_DATA_DIR": str(tmp_path / "var"), "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    env = {
+        "HOTLINE_DATA_DIR": str(tmp_path / "var"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}",
+    }
     env_run = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     for args in (("init-db",), ("seed-demo",), ("seed-demo",)):
-        result = subprocess.run([sys.executable, "-m", "intake.cli", *args], env={**env_run, **env}, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "intake.cli", *args],
+            env={**env_run, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
     assert "added 0 operators, 0 buildings, 0 units, 0 residents" in result.stdout
 
@@ -61,13 +92,31 @@ def test_the_models_and_the_migrations_agree(tmp_path):
 
 
 def test_create_operator_and_import_residents(env, tmp_path):
-    out = hotline(env, "create-operator", "--email", "Mei@Example.com", "--password", "long-enough-pw", "--role", "supervisor")
+    out = hotline(
+        env,
+        "create-operator",
+        "--email",
+        "Mei@Example.com",
+        "--password",
+        "long-enough-pw",
+        "--role",
+        "supervisor",
+    )
     assert "created supervisor" in out
     csv_path = tmp_path / "residents.csv"
-    csv_path.write_text("name,language,building,unit,phone,email\n何家輝,zh-Hant,D,5F,0912345678,ho@example.com\n", encoding="utf-8")
+    csv_path.write_text(
+        "name,language,building,unit,phone,email\n何家輝,zh-Hant,D,5F,0912345678,ho@example.com\n",
+        encoding="utf-8",
+    )
     assert "imported 1 new" in hotline(env, "import-residents", str(csv_path))
     bad = tmp_path / "bad.csv"
     bad.write_text("name,language,building,unit,phone,email\n,xx,D,,12,\n", encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "intake.cli", "import-residents", str(bad)], env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "intake.cli", "import-residents", str(bad)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "line 2: name is empty" in result.stderr and "line 2: language 'xx'" in result.stderr

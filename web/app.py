@@ -46,7 +46,9 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
 
     @app.before_request
     def _csrf() -> None:
-        if request.method in SAFE_METHODS or request.path.startswith(app.config["CSRF_EXEMPT_PREFIXES"]):
+        if request.method in SAFE_METHODS or request.path.startswith(
+            app.config["CSRF_EXEMPT_PREFIXES"]
+        ):
             return
         sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token")
         if not sent or not secrets.compare_digest(sent, session.get("csrf_token", "")):

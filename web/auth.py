@@ -46,7 +46,13 @@ def _safe_next(target: str | None) -> str:
     if not target:
         return url_for("queue.index")
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
         return url_for("queue.index")
     return target
 

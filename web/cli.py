@@ -9,7 +9,9 @@ import click
 
 
 @click.command("web")
-@click.option("--port", default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000 or $PORT")
+@click.option(
+    "--port", default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000 or $PORT"
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--workers", default=2, show_default=True)
 def web_cmd(port: int, host: str, workers: int) -> None:
@@ -19,7 +21,20 @@ def web_cmd(port: int, host: str, workers: int) -> None:
     settings_or_exit()
     os.execvp(
         sys.executable,
-        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "4", "--bind", f"{host}:{port}", "--access-logfile", "-", "web:create_app()"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+            "--bind",
+            f"{host}:{port}",
+            "--access-logfile",
+            "-",
+            "web:create_app()",
+        ],
     )
 
 

@@ -34,7 +34,12 @@ def index() -> Any:
         .order_by(Ticket.priority, Ticket.created_at.desc(), Ticket.id.desc())
         .limit(PAGE_SIZE)
     ).all()
-    return render_template("queue.html", tickets=tickets, operator=current_operator(), config=current_app.config["HOTLINE_SETTINGS"].config)
+    return render_template(
+        "queue.html",
+        tickets=tickets,
+        operator=current_operator(),
+        config=current_app.config["HOTLINE_SETTINGS"].config,
+    )
 
 
 @bp.get("/tickets/<ref>")
@@ -43,4 +48,9 @@ def ticket(ref: str) -> Any:
     found = g.db.scalar(visible_tickets().where(Ticket.ref == ref.upper()))
     if found is None:
         abort(404)
-    return render_template("ticket.html", ticket=found, operator=current_operator(), config=current_app.config["HOTLINE_SETTINGS"].config)
+    return render_template(
+        "ticket.html",
+        ticket=found,
+        operator=current_operator(),
+        config=current_app.config["HOTLINE_SETTINGS"].config,
+    )

@@ -9,7 +9,11 @@ import click
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="run until the queues are empty, then exit")
-@click.option("--with-scheduler/--without-scheduler", default=True, help="also run RQ's scheduler for timed jobs")
+@click.option(
+    "--with-scheduler/--without-scheduler",
+    default=True,
+    help="also run RQ's scheduler for timed jobs",
+)
 def worker_cmd(burst: bool, with_scheduler: bool) -> None:
     """Route tickets, send replies, place callbacks: an RQ worker plus the outbox relay."""
     from intake.cli import settings_or_exit

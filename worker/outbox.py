@@ -44,7 +44,11 @@ def mark_done(job: Job, connection: Redis, result: object, *args: object, **kwar
     from intake.db import session_factory
 
     with session_factory(url)() as session:
-        session.execute(update(Outbox).where(Outbox.id == row_id, Outbox.status != "done").values(status="done", done_at=utcnow(), last_error=None))
+        session.execute(
+            update(Outbox)
+            .where(Outbox.id == row_id, Outbox.status != "done")
+            .values(status="done", done_at=utcnow(), last_error=None)
+        )
         session.commit()
 
 
@@ -66,16 +70,30 @@ def _enqueue(row: Outbox, connection: Redis, database_url: str) -> None:
     )
 
 
-def relay_once(sessions: sessionmaker[Session], connection: Redis, database_url: str, now: datetime | None = None) -> int:
+def relay_once(
+    sessions: sessionmaker[Session],
+    connection: Redis,
+    database_url: str,
+    now: datetime | None = None,
+) -> int:
     """Hand every due pending row to RQ once. Safe to run in many processes at once."""
     now = now or utcnow()
     moved = 0
     with sessions() as session:
-        ids = list(session.scalars(select(Outbox.id).where(Outbox.status == "pending", Outbox.available_at <= now).order_by(Outbox.id).limit(RELAY_BATCH)))
+        ids = list(
+            session.scalars(
+                select(Outbox.id)
+                .where(Outbox.status == "pending", Outbox.available_at <= now)
+                .order_by(Outbox.id)
+                .limit(RELAY_BATCH)
+            )
+        )
     for row_id in ids:
         with sessions() as session:
             claimed = session.execute(
-                update(Outbox).where(Outbox.id == row_id, Outbox.status == "pending").values(status="enqueued", enqueued_at=utcnow(), attempts=Outbox.attempts + 1)
+                update(Outbox)
+                .where(Outbox.id == row_id, Outbox.status == "pending")
+                .values(status="enqueued", enqueued_at=utcnow(), attempts=Outbox.attempts + 1)
             ).rowcount
             session.commit()
             if not claimed:
@@ -111,23 +129,40 @@ def _job_status(job_id: str, connection: Redis) -> tuple[JobStatus | None, str |
     return status, error
 
 
-def reconcile_once(sessions: sessionmaker[Session], connection: Redis, now: datetime | None = None) -> dict[str, int]:
+def reconcile_once(
+    sessions: sessionmaker[Session], connection: Redis, now: datetime | None = None
+) -> dict[str, int]:
     """Repair what a crash, a killed worker or a Redis restart left behind."""
     now = now or utcnow()
     counts = {"done": 0, "requeued": 0, "failed": 0}
     for name in QUEUE_NAMES:
         StartedJobRegistry(name, connection=connection).cleanup(timestamp=now.timestamp())
     with sessions() as session:
-        rows = list(session.scalars(select(Outbox).where(Outbox.status == "enqueued", Outbox.enqueued_at < now - RECONCILE_GRACE).limit(1000)))
+        rows = list(
+            session.scalars(
+                select(Outbox)
+                .where(Outbox.status == "enqueued", Outbox.enqueued_at < now - RECONCILE_GRACE)
+                .limit(1000)
+            )
+        )
         for row in rows:
             status, error = _job_status(job_id_for(row.id), connection)
             if status == JobStatus.FINISHED:
                 row.status, row.done_at = "done", now
                 counts["done"] += 1
-            elif status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+            elif status in (
+                JobStatus.QUEUED,
+                JobStatus.STARTED,
+                JobStatus.SCHEDULED,
+                JobStatus.DEFERRED,
+            ):
                 continue
             else:
-                reason = error or ("the job vanished from Redis" if status is None else f"the job is {status.value}")
+                reason = error or (
+                    "the job vanished from Redis"
+                    if status is None
+                    else f"the job is {status.value}"
+                )
                 if status is not None:
                     Job.fetch(job_id_for(row.id), connection=connection).delete()
                 if row.attempts >= MAX_ATTEMPTS:
@@ -136,7 +171,7 @@ def reconcile_once(sessions: sessionmaker[Session], connection: Redis, now: date
                     log.error("outbox %s (%s) failed for good: %s", row.id, row.job, reason)
                 else:
                     row.status, row.last_error = "pending", reason
-                    row.available_at = now + timedelta(seconds=min(600, 5 * 2 ** row.attempts))
+                    row.available_at = now + timedelta(seconds=min(600, 5 * 2**row.attempts))
                     counts["requeued"] += 1
                     log.warning("outbox %s (%s) re-queued: %s", row.id, row.job, reason)
         session.commit()
@@ -147,7 +182,9 @@ def retry_failed(sessions: sessionmaker[Session], row_id: int) -> bool:
     """An operator's retry of a job that failed for good."""
     with sessions() as session:
         changed = session.execute(
-            update(Outbox).where(Outbox.id == row_id, Outbox.status == "failed").values(status="pending", attempts=0, available_at=utcnow())
+            update(Outbox)
+            .where(Outbox.id == row_id, Outbox.status == "failed")
+            .values(status="pending", attempts=0, available_at=utcnow())
         ).rowcount
         session.commit()
     return bool(changed)

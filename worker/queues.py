@@ -17,13 +17,17 @@ QUEUE_NAMES = (URGENT, DEFAULT, LOW)
 
 @lru_cache(maxsize=4)
 def _connection(url: str) -> Redis:
-    return Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5, health_check_interval=15)
+    return Redis.from_url(
+        url, socket_timeout=30, socket_connect_timeout=5, health_check_interval=15
+    )
 
 
 def redis_connection(url: str | None = None) -> Redis:
     url = url or get_settings().redis_url
     if not url:
-        raise RuntimeError("REDIS_URL is not set: start everything with `hotline up`, or set REDIS_URL")
+        raise RuntimeError(
+            "REDIS_URL is not set: start everything with `hotline up`, or set REDIS_URL"
+        )
     return _connection(url)
 
 

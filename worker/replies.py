@@ -15,7 +15,9 @@ def acknowledge(ticket_id: int, interaction_id: int) -> str:
     cfg = config()
     dedupe_key = f"ack:{interaction_id}"
     with sessions()() as session:
-        if session.scalar(select(OutgoingMessage.id).where(OutgoingMessage.dedupe_key == dedupe_key)):
+        if session.scalar(
+            select(OutgoingMessage.id).where(OutgoingMessage.dedupe_key == dedupe_key)
+        ):
             return "already acknowledged"
         ticket = session.get(Ticket, ticket_id)
         inbound = session.get(Interaction, interaction_id)
@@ -24,12 +26,18 @@ def acknowledge(ticket_id: int, interaction_id: int) -> str:
         if inbound.channel != "email" or not ticket.contact_email:
             return f"no written acknowledgement for {inbound.channel}"
         language = ticket.language
-        dept = ticket.department.name(language) if ticket.department else cfg.department("customer_service").names[language]  # type: ignore[union-attr]
+        dept = (
+            ticket.department.name(language)
+            if ticket.department
+            else cfg.department("customer_service").names[language]
+        )  # type: ignore[union-attr]
         received = inbound.created_at.astimezone(cfg.timezone).strftime("%Y-%m-%d %H:%M")
         context = {
             "company": cfg.company(language),
             "ref": ticket.ref,
-            "name": ticket.resident.name if ticket.resident else (inbound.meta or {}).get("sender_name"),
+            "name": ticket.resident.name
+            if ticket.resident
+            else (inbound.meta or {}).get("sender_name"),
             "received_at": received,
             "department": dept,
         }

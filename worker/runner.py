@@ -50,7 +50,14 @@ def pending_work(database_url: str) -> int:
     from sqlalchemy import func, select
 
     with session_factory(database_url)() as session:
-        return session.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "pending", Outbox.available_at <= utcnow())) or 0
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Outbox)
+                .where(Outbox.status == "pending", Outbox.available_at <= utcnow())
+            )
+            or 0
+        )
 
 
 def drain(connection: Redis | None = None, *, max_rounds: int = 50, simple: bool = True) -> int:
@@ -60,7 +67,8 @@ def drain(connection: Redis | None = None, *, max_rounds: int = 50, simple: bool
     sessions = session_factory(settings.database_url)
     worker_cls = SimpleWorker if simple else Worker
     rounds = 0
-    for rounds in range(1, max_rounds + 1):
+    for _ in range(max_rounds):
+        rounds += 1
         moved = relay_once(sessions, conn, settings.database_url)
         queued = sum(q.count for q in all_queues(conn))
         if not moved and not queued:
@@ -79,6 +87,8 @@ def run_worker(*, burst: bool, with_scheduler: bool) -> None:
     keeper = Housekeeper(conn, settings.database_url)
     keeper.start()
     try:
-        Worker(all_queues(conn), connection=conn, job_monitoring_interval=JOB_MONITORING_INTERVAL).work(with_scheduler=with_scheduler)
+        Worker(
+            all_queues(conn), connection=conn, job_monitoring_interval=JOB_MONITORING_INTERVAL
+        ).work(with_scheduler=with_scheduler)
     finally:
         keeper.stop_event.set()

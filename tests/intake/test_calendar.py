@@ -12,7 +12,9 @@ TPE = CONFIG.timezone
 def test_friday_night_before_a_public_holiday_waits_for_monday():
     friday_night = datetime(2026, 10, 9, 22, 40, tzinfo=TPE)  # Saturday 10 October is National Day
     assert not is_open(friday_night, CONFIG)
-    assert next_opening(friday_night, CONFIG) == datetime(2026, 10, 12, 9, 0, tzinfo=TPE).astimezone(UTC)
+    assert next_opening(friday_night, CONFIG) == datetime(
+        2026, 10, 12, 9, 0, tzinfo=TPE
+    ).astimezone(UTC)
 
 
 def test_business_minutes_skip_the_night_and_sunday():

@@ -18,8 +18,25 @@ def test_it_loads_the_shipped_defaults_built_from_the_domain():
     config = load_config(DEFAULT_CONFIG_PATH)
     assert config.ticket_prefix == "HL"
     assert config.default_language == "zh-Hant"
-    assert {c.code for c in config.categories} >= {"repair", "complaint", "inquiry", "suggestion", "billing", "renovation", "emergency", "praise", "other"}
-    assert {d.code for d in config.departments} == {"customer_service", "engineering", "security", "cleaning", "billing", "management"}
+    assert {c.code for c in config.categories} >= {
+        "repair",
+        "complaint",
+        "inquiry",
+        "suggestion",
+        "billing",
+        "renovation",
+        "emergency",
+        "praise",
+        "other",
+    }
+    assert {d.code for d in config.departments} == {
+        "customer_service",
+        "engineering",
+        "security",
+        "cleaning",
+        "billing",
+        "management",
+    }
     assert "漏水" in config.category("repair").keywords
     assert config.routing_rules[-1].when == {}
 
@@ -29,7 +46,11 @@ def test_it_loads_the_shipped_defaults_built_from_the_domain():
     [
         (("timezone",), "Mars/Olympus", "timezone: expected an IANA time zone"),
         (("business_hours", "mon"), "9-18", "business_hours.mon: expected 'HH:MM-HH:MM' or null"),
-        (("company", "ticket_prefix"), "hl-", "company.ticket_prefix: expected 1-6 capital letters"),
+        (
+            ("company", "ticket_prefix"),
+            "hl-",
+            "company.ticket_prefix: expected 1-6 capital letters",
+        ),
         (("holidays", "country"), "XX", "holidays.country: expected a country code"),
         (("languages", "default"), "fr", "languages.default: expected one of"),
     ],
@@ -60,7 +81,11 @@ def test_a_bad_config_stops_the_command_with_one_line(tmp_path: Path):
     path.write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "intake.cli", "tickets", "list"],
-        env={"PATH": "/usr/bin:/bin", "HOTLINE_CONFIG": str(path), "HOTLINE_DATA_DIR": str(tmp_path / "var")},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOTLINE_CONFIG": str(path),
+            "HOTLINE_DATA_DIR": str(tmp_path / "var"),
+        },
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -68,7 +93,9 @@ def test_a_bad_config_stops_the_command_with_one_line(tmp_path: Path):
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines == ["configuration error: business_hours.fri: expected 'HH:MM-HH:MM' or null, got 'late'"]
+    assert lines == [
+        "configuration error: business_hours.fri: expected 'HH:MM-HH:MM' or null, got 'late'"
+    ]
 
 
 def test_a_bad_database_url_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -76,5 +103,7 @@ def test_a_bad_database_url_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", "mysql://x@y/z")
-    with pytest.raises(ConfigError, match="DATABASE_URL: expected a sqlite:/// or postgresql:// URL"):
+    with pytest.raises(
+        ConfigError, match="DATABASE_URL: expected a sqlite:/// or postgresql:// URL"
+    ):
         load_settings(env_file=None)

@@ -5,7 +5,8 @@ import random
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -26,10 +27,17 @@ def test_it_files_a_new_ticket_with_its_interaction_events_and_outbox(demo, sess
     assert receipt.ticket_ref == f"HL-{receipt.ticket_id:06d}"
     with sessions() as s:
         ticket = s.get(Ticket, receipt.ticket_id)
-        assert (ticket.category, ticket.priority, ticket.status, ticket.language) == ("repair", "P3", "new", "zh-Hant")
+        assert (ticket.category, ticket.priority, ticket.status, ticket.language) == (
+            "repair",
+            "P3",
+            "new",
+            "zh-Hant",
+        )
         assert ticket.resident.name == "陳大文"
         assert ticket.unit.label == "12F-1"
-        assert [i.external_id for i in ticket.interactions] == [receipt.interaction_id and ticket.interactions[0].external_id]
+        assert [i.external_id for i in ticket.interactions] == [
+            receipt.interaction_id and ticket.interactions[0].external_id
+        ]
         assert [e.kind for e in ticket.events] == ["created"]
         jobs = sorted(s.scalars(select(Outbox.job)))
         assert jobs == ["acknowledge", "route_ticket"]
@@ -39,7 +47,11 @@ def test_the_same_contact_twice_is_one_ticket_and_one_interaction(demo, sessions
     contact = email_contact()
     first = receive(sessions, contact, demo.config)
     second = receive(sessions, contact, demo.config)
-    assert second.duplicate and second.ticket_id == first.ticket_id and second.interaction_id == first.interaction_id
+    assert (
+        second.duplicate
+        and second.ticket_id == first.ticket_id
+        and second.interaction_id == first.interaction_id
+    )
     assert count(sessions, Ticket) == 1
     assert count(sessions, Interaction) == 1
     assert count(sessions, Outbox) == 2
@@ -69,14 +81,22 @@ def test_an_unknown_sender_still_gets_a_ticket_without_a_resident(demo, sessions
 def test_a_reply_lands_on_the_same_ticket(demo, sessions):
     first = email_contact()
     opened = receive(sessions, first, demo.config)
-    reply = receive(sessions, email_contact(subject="回覆：廚房漏水", text="補充照片", references=(first.external_id,)), demo.config)
+    reply = receive(
+        sessions,
+        email_contact(subject="回覆：廚房漏水", text="補充照片", references=(first.external_id,)),
+        demo.config,
+    )
     assert reply.ticket_id == opened.ticket_id and not reply.created_ticket
     assert count(sessions, Interaction, Interaction.ticket_id == opened.ticket_id) == 2
 
 
 def test_a_stranger_naming_a_ticket_gets_a_new_linked_ticket(demo, sessions):
     opened = receive(sessions, email_contact(), demo.config)
-    stranger = receive(sessions, email_contact(sender_email="stranger@example.org", ticket_ref=opened.ticket_ref), demo.config)
+    stranger = receive(
+        sessions,
+        email_contact(sender_email="stranger@example.org", ticket_ref=opened.ticket_ref),
+        demo.config,
+    )
     assert stranger.created_ticket and stranger.ticket_id != opened.ticket_id
     assert stranger.linked_to == opened.ticket_ref
     assert count(sessions, Interaction, Interaction.ticket_id == opened.ticket_id) == 1
@@ -84,41 +104,66 @@ def test_a_stranger_naming_a_ticket_gets_a_new_linked_ticket(demo, sessions):
 
 def test_a_trusted_reference_appends_even_from_another_address(demo, sessions):
     opened = receive(sessions, email_contact(), demo.config)
-    other = receive(sessions, email_contact(sender_email="family@example.org", ticket_ref=opened.ticket_ref, ticket_ref_trusted=True), demo.config)
+    other = receive(
+        sessions,
+        email_contact(
+            sender_email="family@example.org", ticket_ref=opened.ticket_ref, ticket_ref_trusted=True
+        ),
+        demo.config,
+    )
     assert other.ticket_id == opened.ticket_id
 
 
-def test_a_reply_reopens_a_resolved_ticket_and_a_long_closed_one_opens_a_linked_ticket(demo, sessions):
+def test_a_reply_reopens_a_resolved_ticket_and_a_long_closed_one_opens_a_linked_ticket(
+    demo, sessions
+):
     first = email_contact()
     opened = receive(sessions, first, demo.config)
     with sessions() as s:
         s.get(Ticket, opened.ticket_id).status = "resolved"
         s.commit()
-    again = receive(sessions, email_contact(references=(first.external_id,), text="還是漏水"), demo.config)
+    again = receive(
+        sessions, email_contact(references=(first.external_id,), text="還是漏水"), demo.config
+    )
     assert again.reopened and again.ticket_id == opened.ticket_id
     with sessions() as s:
         ticket = s.get(Ticket, opened.ticket_id)
         ticket.status, ticket.closed_at = "closed", utcnow() - timedelta(days=90)
         s.commit()
-    late = receive(sessions, email_contact(references=(first.external_id,), text="又漏水了"), demo.config)
+    late = receive(
+        sessions, email_contact(references=(first.external_id,), text="又漏水了"), demo.config
+    )
     assert late.created_ticket and late.linked_to == opened.ticket_ref
 
 
 def test_automatic_mail_is_stored_but_not_acknowledged(demo, sessions):
-    receive(sessions, email_contact(sender_kind="auto_reply", text="I am out of office"), demo.config)
+    receive(
+        sessions, email_contact(sender_kind="auto_reply", text="I am out of office"), demo.config
+    )
     assert count(sessions, Outbox, Outbox.job == "acknowledge") == 0
     assert count(sessions, Interaction) == 1
 
 
-@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=20))
-def test_any_interleaving_of_duplicates_gives_one_ticket_per_external_id(demo, sessions, db_url, order):
+def test_any_interleaving_of_duplicates_gives_one_ticket_per_external_id(
+    demo, sessions, db_url, order
+):
     _truncate(db_url)
-    contacts = {n: email_contact(external_id=f"<dup-{n}@example.com>", sender_email=f"r{n}@example.com") for n in set(order)}
+    contacts = {
+        n: email_contact(external_id=f"<dup-{n}@example.com>", sender_email=f"r{n}@example.com")
+        for n in set(order)
+    }
     for n in order:
         receive(sessions, contacts[n], demo.config)
     with sessions() as s:
-        per_id = dict(s.execute(select(Interaction.external_id, func.count()).group_by(Interaction.external_id)).all())
+        per_id = dict(
+            s.execute(
+                select(Interaction.external_id, func.count()).group_by(Interaction.external_id)
+            ).all()
+        )
         assert per_id == {c.external_id: 1 for c in contacts.values()}
         assert s.scalar(select(func.count()).select_from(Ticket)) == len(contacts)
 
@@ -134,20 +179,28 @@ def _receive_all(args):
     random.Random(seed).shuffle(order)
     refs = {}
     for i in order:
-        contact = email_contact(external_id=f"<storm-{i}@example.com>", sender_email=f"storm{i}@example.com", text=f"第{i}號：漏水")
+        contact = email_contact(
+            external_id=f"<storm-{i}@example.com>",
+            sender_email=f"storm{i}@example.com",
+            text=f"第{i}號：漏水",
+        )
         refs[i] = receive(sessions, contact, config).ticket_ref
     return refs
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("processes", "contacts"), [(8, 200)])
-def test_many_processes_receiving_the_same_contacts_make_one_ticket_each(db_url, demo, sessions, processes, contacts):
+def test_many_processes_receiving_the_same_contacts_make_one_ticket_each(
+    db_url, demo, sessions, processes, contacts
+):
     if db_url.startswith("sqlite"):
         processes, contacts = 4, 50
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(processes) as pool:
         results = pool.map(_receive_all, [(db_url, seed, contacts) for seed in range(processes)])
-    assert all(r == results[0] for r in results), "every process must be told the same ticket for a contact"
+    assert all(r == results[0] for r in results), (
+        "every process must be told the same ticket for a contact"
+    )
     assert count(sessions, Ticket) == contacts
     assert count(sessions, Interaction) == contacts
     assert count(sessions, Event, Event.kind == "created") == contacts

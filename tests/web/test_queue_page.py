@@ -32,11 +32,18 @@ def test_a_wrong_password_is_refused(client):
 
 
 def test_a_login_without_the_csrf_token_is_refused(client):
-    assert client.post("/login", data={"email": "operator@hotline.localhost", "password": "hotline-demo"}).status_code == 400
+    assert (
+        client.post(
+            "/login", data={"email": "operator@hotline.localhost", "password": "hotline-demo"}
+        ).status_code
+        == 400
+    )
 
 
 def test_it_lists_calls_and_mail_in_one_queue_most_urgent_first(client, demo, sessions):
-    mail = receive(sessions, email_contact(subject="物業費收據", text="請問物業費收據"), demo.config)
+    mail = receive(
+        sessions, email_contact(subject="物業費收據", text="請問物業費收據"), demo.config
+    )
     call = receive(sessions, call_contact(text="", category_hint="emergency"), demo.config)
     assert login(client).status_code == 302
     page = client.get("/").get_data(as_text=True)
@@ -49,7 +56,14 @@ def test_it_lists_calls_and_mail_in_one_queue_most_urgent_first(client, demo, se
 def test_login_never_redirects_off_site(client):
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
-    response = client.post("/login?next=//evil.example.com/", data={"email": "operator@hotline.localhost", "password": "hotline-demo", "csrf_token": token})
+    response = client.post(
+        "/login?next=//evil.example.com/",
+        data={
+            "email": "operator@hotline.localhost",
+            "password": "hotline-demo",
+            "csrf_token": token,
+        },
+    )
     assert response.headers["Location"] == "/"
 
 

@@ -20,7 +20,11 @@ from worker.runner import drain
 def _ticket(sessions, ticket_id):
     with sessions() as s:
         t = s.get(Ticket, ticket_id)
-        return t, t.department.code if t.department else None, [e for e in t.events if e.kind == "routed"]
+        return (
+            t,
+            t.department.code if t.department else None,
+            [e for e in t.events if e.kind == "routed"],
+        )
 
 
 def test_it_routes_a_leak_to_engineering_and_says_why(demo, sessions, redis_url):
@@ -31,18 +35,29 @@ def test_it_routes_a_leak_to_engineering_and_says_why(demo, sessions, redis_url)
     assert len(routed) == 1
     assert routed[0].data["rule"] == "repairs"
     assert "category is repair" in routed[0].message
-    assert ticket.first_response_due_at is not None and ticket.resolution_due_at > ticket.first_response_due_at
+    assert (
+        ticket.first_response_due_at is not None
+        and ticket.resolution_due_at > ticket.first_response_due_at
+    )
 
 
 def test_a_lift_outage_is_raised_to_p2_by_its_rule(demo, sessions, redis_url):
-    receipt = receive(sessions, email_contact(subject="電梯", text="電梯停了，壞了兩天"), demo.config)
+    receipt = receive(
+        sessions, email_contact(subject="電梯", text="電梯停了，壞了兩天"), demo.config
+    )
     drain(Redis.from_url(redis_url))
     ticket, dept, routed = _ticket(sessions, receipt.ticket_id)
-    assert (dept, ticket.priority, routed[0].data["rule"]) == ("engineering", "P2", "lift-and-water-outages")
+    assert (dept, ticket.priority, routed[0].data["rule"]) == (
+        "engineering",
+        "P2",
+        "lift-and-water-outages",
+    )
     assert "text mentions 電梯" in routed[0].message
 
 
-def test_an_emergency_is_routed_from_the_urgent_queue_with_its_on_call_departments(demo, sessions, redis_url):
+def test_an_emergency_is_routed_from_the_urgent_queue_with_its_on_call_departments(
+    demo, sessions, redis_url
+):
     receipt = receive(sessions, call_contact(text="", category_hint="emergency"), demo.config)
     drain(Redis.from_url(redis_url))
     ticket, dept, routed = _ticket(sessions, receipt.ticket_id)
@@ -61,7 +76,9 @@ def test_routing_twice_changes_nothing(demo, sessions, redis_url):
         assert s.scalar(select(func.count()).select_from(Event).where(Event.kind == "routed")) == 1
 
 
-def test_a_redis_flush_before_the_job_ran_is_repaired_by_the_reconciler(demo, sessions, redis_url, settings):
+def test_a_redis_flush_before_the_job_ran_is_repaired_by_the_reconciler(
+    demo, sessions, redis_url, settings
+):
     conn = Redis.from_url(redis_url)
     receipt = receive(sessions, email_contact(), demo.config)
     assert relay_once(sessions, conn, settings.database_url) == 2
@@ -72,11 +89,13 @@ def test_a_redis_flush_before_the_job_ran_is_repaired_by_the_reconciler(demo, se
         s.execute(Outbox.__table__.update().values(available_at=utcnow()))
         s.commit()
     drain(conn)
-    ticket, dept, routed = _ticket(sessions, receipt.ticket_id)
+    _, dept, routed = _ticket(sessions, receipt.ticket_id)
     assert dept == "engineering" and len(routed) == 1
 
 
-def test_a_worker_killed_in_the_middle_of_routing_still_routes_the_ticket_exactly_once(demo, sessions, redis_url, settings, env, db_url):
+def test_a_worker_killed_in_the_middle_of_routing_still_routes_the_ticket_exactly_once(
+    demo, sessions, redis_url, settings, env, db_url
+):
     """Hold the ticket's row so the job blocks mid-transaction, SIGKILL the worker, then recover."""
     conn = Redis.from_url(redis_url)
     receipt = receive(sessions, email_contact(), demo.config)
@@ -85,9 +104,13 @@ def test_a_worker_killed_in_the_middle_of_routing_still_routes_the_ticket_exactl
         route_job_id = f"outbox-{s.scalar(select(Outbox.id).where(Outbox.job == 'route_ticket'))}"
     blocker = sessions()
     if db_url.startswith("sqlite"):
-        blocker.connection().exec_driver_sql("UPDATE ticket SET updated_at = updated_at WHERE id = %d" % receipt.ticket_id)
+        blocker.connection().exec_driver_sql(
+            f"UPDATE ticket SET updated_at = updated_at WHERE id = {receipt.ticket_id}"
+        )
     else:
-        blocker.execute(text("SELECT id FROM ticket WHERE id = :id FOR UPDATE"), {"id": receipt.ticket_id})
+        blocker.execute(
+            text("SELECT id FROM ticket WHERE id = :id FOR UPDATE"), {"id": receipt.ticket_id}
+        )
     worker = subprocess.Popen(
         [sys.executable, "-m", "intake.cli", "worker", "--without-scheduler"],
         env={**os.environ, **env},

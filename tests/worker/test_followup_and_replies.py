@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from intake.config import LANGUAGES
 from intake.lifecycle import follow_up_token, resolve_ticket
-from intake.models import Callback, Event, OutgoingMessage, Outbox, Ticket
+from intake.models import Callback, Event, Outbox, OutgoingMessage, Ticket
 from intake.phrases import render
 from intake.service import receive
 from tests.factories import call_contact, email_contact

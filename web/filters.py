@@ -115,6 +115,8 @@ class QueueFilter:
                     select(Unit.id).join(Building).where(Building.code.in_(self.buildings))
                 )
             )
+        if self.sla:
+            query = query.where(Ticket.status.in_(OPEN_STATUSES))
         if self.sla == "breached":
             query = query.where(
                 or_(

@@ -6,7 +6,7 @@ Every change is written to the ticket's timeline (`record_event`) with the opera
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -202,7 +202,7 @@ def _mark_responded(ticket: Ticket) -> None:
 def reply(ref: str) -> Any:
     ticket = load_ticket(ref)
     body = (request.form.get("body") or "").strip()
-    _, default_to = _contacts(ticket)
+    _phone, default_to = _contacts(ticket)
     to = (request.form.get("to") or default_to or "").strip()
     if not body or not to or "@" not in to:
         flash(_("A reply needs a recipient and some text."), "error")
@@ -565,7 +565,7 @@ def attachment(attachment_id: int) -> Any:
         as_attachment=True,
         download_name=item.filename or f"attachment-{item.id}",
         conditional=True,
-        max_age=timedelta(hours=1),
+        max_age=3600,
     )
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Cache-Control"] = "private, max-age=3600"

@@ -299,6 +299,7 @@ def health() -> Any:
 def retry(row_id: int) -> Any:
     from worker.outbox import retry_failed
 
+    g.db.commit()  # end this request's transaction: SQLite allows one writer at a time
     if retry_failed(current_app.extensions["hotline_sessions"], row_id):
         flash(_("Job %(id)s will be retried.", id=row_id))
     else:

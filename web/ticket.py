@@ -51,6 +51,11 @@ from web.sanitize import sanitize_email_html, split_quoted_text
 
 bp = Blueprint("ticket", __name__)
 PRIORITIES = ("P1", "P2", "P3", "P4")
+TICKET_CSP = (
+    "default-src 'self'; img-src 'self' data: https: http:; media-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
 
 
 @dataclass
@@ -154,7 +159,7 @@ def show(ref: str) -> Any:
     merged_into = g.db.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
     duplicates = g.db.scalars(select(Ticket).where(Ticket.merged_into_id == ticket.id)).all()
     phone, email = _contacts(ticket)
-    return render_template(
+    page = render_template(
         "ticket.html",
         ticket=ticket,
         timeline=_timeline(ticket),
@@ -180,6 +185,8 @@ def show(ref: str) -> Any:
         can_act=op is not None and op.role in STAFF,
         now=now,
     )
+    # Remote images are parked behind data-remote-src; the operator's click may then load them.
+    return page, 200, {"Content-Security-Policy": TICKET_CSP}
 
 
 def _staff_only() -> None:

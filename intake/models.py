@@ -464,3 +464,22 @@ Index(
     postgresql_where=Ticket.status.in_(OPEN_TICKET_STATUSES),
     sqlite_where=Ticket.status.in_(OPEN_TICKET_STATUSES),
 )
+
+
+class ApiClient(Base):
+    """A program that uses the JSON API or Open311: only the sha256 of its token is kept.
+
+    `role` names a set of scopes (see web/api/auth.py); `department_id` restricts what it sees.
+    """
+
+    __tablename__ = "api_client"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(12))
+    role: Mapped[str] = mapped_column(String(20), default="operator")
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    department: Mapped[Department | None] = relationship()

@@ -91,6 +91,12 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
 def _register_optional_blueprints(app: Flask) -> None:
     """Channels that serve HTTP (the voice webhooks) register here once they exist."""
     try:
+        from voice.paging import bp as paging_bp
+    except ImportError:
+        pass
+    else:
+        app.register_blueprint(paging_bp)
+    try:
         from voice.webhooks import bp as voice_bp
     except ImportError:
         return

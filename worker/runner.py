@@ -14,6 +14,7 @@ from rq import SimpleWorker, Worker
 from intake.config import get_settings
 from intake.db import session_factory
 from intake.models import Outbox, utcnow
+from worker.housekeeping import restore_callback_timers, schedule_periodic
 from worker.outbox import reconcile_once, relay_once
 from worker.queues import all_queues, redis_connection
 
@@ -34,11 +35,17 @@ class Housekeeper(threading.Thread):
     def run(self) -> None:
         sessions = session_factory(self.database_url)
         last_reconcile = 0.0
+        last_minute = ""
         while not self.stop_event.is_set():
             try:
                 relay_once(sessions, self.connection, self.database_url)
+                minute = f"{utcnow():%Y%m%d%H%M}"
+                if minute != last_minute:
+                    schedule_periodic(sessions)
+                    last_minute = minute
                 if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_SECONDS:
                     reconcile_once(sessions, self.connection)
+                    restore_callback_timers(sessions)
                     last_reconcile = time.monotonic()
             except Exception:
                 log.exception("outbox relay failed; retrying")

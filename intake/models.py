@@ -494,3 +494,52 @@ Index(
     postgresql_where=Ticket.status.in_(OPEN_TICKET_STATUSES),
     sqlite_where=Ticket.status.in_(OPEN_TICKET_STATUSES),
 )
+
+
+class ApiClient(Base):
+    """A program that uses the JSON API or Open311: only the sha256 of its token is kept.
+
+    `role` names a set of scopes (see web/api/auth.py); `department_id` restricts what it sees.
+    """
+
+    __tablename__ = "api_client"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(12))
+    role: Mapped[str] = mapped_column(String(20), default="operator")
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    department: Mapped[Department | None] = relationship()
+
+
+class Page(Base):
+    """An emergency page: the on-call chain is called one person at a time until someone presses 1."""
+
+    __tablename__ = "page"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    chain: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="paging")
+    acknowledged_by: Mapped[str | None] = mapped_column(String(32))
+    acknowledged_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DepartmentNotification(Base):
+    """One thing a department (or a supervisor) was told; digest items wait for their digest mail."""
+
+    __tablename__ = "department_notification"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department_code: Mapped[str] = mapped_column(String(40), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    mode: Mapped[str] = mapped_column(String(20))
+    outgoing_message_id: Mapped[int | None] = mapped_column(ForeignKey("outgoing_message.id"))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -74,6 +74,11 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
     from web.console import register_console
 
     register_console(app)
+    from web.api import register_api
+    from web.open311 import register_open311
+
+    register_api(app)
+    register_open311(app)
     _register_optional_blueprints(app)
 
     @app.get("/healthz")

@@ -180,8 +180,10 @@ class QueueFilter:
                 Ticket.resolution_due_at.is_(None),
                 and_(Ticket.resolution_due_at == due, Ticket.id > ident),
             )
+        # The bare `priority >= …` is redundant but lets the index range-scan from the cursor on.
         return query.where(
-            or_(Ticket.priority > priority, and_(Ticket.priority == priority, later_in_priority))
+            Ticket.priority >= priority,
+            or_(Ticket.priority > priority, and_(Ticket.priority == priority, later_in_priority)),
         )
 
     def cursor_for(self, ticket: Ticket) -> str:

@@ -222,3 +222,40 @@ def test_a_hostile_email_runs_nothing_loads_nothing_and_covers_nothing(
         page.wait_for_timeout(100)
     assert _Pixel.hits == ["/pixel.gif"]
     assert not any("pwned" in line for line in console)
+
+
+@pytest.mark.slow
+def test_a_supervisor_imports_residents_from_csv_with_a_preview(
+    page, live_server, e2e_env, tmp_path
+):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "name,language,building,unit,phone,email\n周小明,zh-Hant,A,5F-1,0912333444,\n,xx,A,,123,\n",
+        encoding="utf-8",
+    )
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "name,language,building,unit,phone,email\n周小明,zh-Hant,A,5F-1,0912333444,chow@example.com\n",
+        encoding="utf-8",
+    )
+    page.goto(f"{live_server.url}/login")
+    page.fill("input[name=email]", "supervisor@hotline.localhost")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/residents/import")
+    page.set_input_files("input[name=file]", str(bad))
+    page.click("#import-form button")
+    page.wait_for_selector("#preview")
+    assert "name is empty" in page.locator('tr[data-line="3"]').inner_text()
+    assert page.locator('tr[data-line="2"].has-error').count() == 0
+    shot(page, "import-errors")
+    page.goto(f"{live_server.url}/residents/import")
+    page.set_input_files("input[name=file]", str(good))
+    page.click("#import-form button")
+    page.wait_for_selector("#preview")
+    with page.expect_navigation():
+        page.click("button:has-text('匯入 1 行')")
+    assert "新增 1" in page.locator("#import-result").inner_text()
+    page.goto(f"{live_server.url}/residents?q=周小明")
+    assert "+886912333444" in page.locator("#residents").inner_text()

@@ -50,7 +50,28 @@
     button.remove();
   }
 
+  function uploadWithProgress(form) {
+    var bar = document.getElementById("upload-progress");
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.getAttribute("action") || window.location.href);
+      bar.hidden = false;
+      xhr.upload.addEventListener("progress", function (e) {
+        if (e.lengthComputable) { bar.value = Math.round((100 * e.loaded) / e.total); }
+      });
+      xhr.addEventListener("load", function () {
+        document.open();
+        document.write(xhr.responseText);
+        document.close();
+      });
+      xhr.send(new FormData(form));
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    var importForm = document.getElementById("import-form");
+    if (importForm) { uploadWithProgress(importForm); }
     var table = document.getElementById("queue");
     if (table && table.getAttribute("data-poll")) {
       pollQueue(table);

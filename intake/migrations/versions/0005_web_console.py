@@ -1,7 +1,7 @@
 """web console: saved views, login attempts, queue indexes
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0007
 Create Date: 2026-11-29 03:12:11.931059
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import intake.models
 
 revision = "0005"
-down_revision = "0001"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

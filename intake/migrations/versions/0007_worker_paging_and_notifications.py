@@ -1,7 +1,7 @@
 """worker paging and notifications
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0001
 Create Date: 2026-11-29 03:15:42.927031
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import intake.models
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 

@@ -513,33 +513,3 @@ class ApiClient(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     department: Mapped[Department | None] = relationship()
-
-
-class Page(Base):
-    """An emergency page: the on-call chain is called one person at a time until someone presses 1."""
-
-    __tablename__ = "page"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), index=True)
-    reason: Mapped[str] = mapped_column(String(40))
-    chain: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    step: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(20), default="paging")
-    acknowledged_by: Mapped[str | None] = mapped_column(String(32))
-    acknowledged_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-class DepartmentNotification(Base):
-    """One thing a department (or a supervisor) was told; digest items wait for their digest mail."""
-
-    __tablename__ = "department_notification"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    department_code: Mapped[str] = mapped_column(String(40), index=True)
-    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"), index=True)
-    reason: Mapped[str] = mapped_column(String(40))
-    mode: Mapped[str] = mapped_column(String(20))
-    outgoing_message_id: Mapped[int | None] = mapped_column(ForeignKey("outgoing_message.id"))
-    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)

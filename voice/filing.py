@@ -10,19 +10,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.callbacks import OPEN_CALLBACK_STATUSES, schedule_callback
 from intake.config import HotlineConfig
 from intake.contact import InboundAttachment, InboundContact
-from intake.models import Attachment, Call, Callback, Ticket, utcnow
+from intake.models import Attachment, Call, Callback, ContactPoint, Resident, Ticket, utcnow
 from intake.phones import normalize_phone
 from intake.phrases import render
-from intake.service import Receipt, find_resident, receive
+from intake.service import Receipt, receive
 from intake.tickets import enqueue_after_commit
-from voice.languages import WRITTEN
+from voice.languages import WRITTEN, remembered_language
 
 MAX_SPEECH_CHARS = 4000
 TOPIC_CATEGORIES = {
@@ -36,34 +36,64 @@ TOPIC_CATEGORIES = {
 }
 
 
-def ensure_call(sessions: sessionmaker[Session], params: Any, config: HotlineConfig) -> Call:
-    """The Call row for this CallSid, created on first sight (a retried webhook finds it)."""
+_RESIDENT_BY_PHONE = (
+    select(Resident.id, Resident.name, Resident.spoken_language, Resident.language)
+    .join(ContactPoint, ContactPoint.resident_id == Resident.id)
+    .where(ContactPoint.kind == "phone", ContactPoint.value == bindparam("phone"))
+    .limit(1)
+)
+_INSERT_CALL = insert(Call).returning(Call.id)
+
+
+def ensure_call(
+    sessions: sessionmaker[Session], params: Any, config: HotlineConfig, *, greet: bool = False
+) -> Call:
+    """The Call row for this CallSid, created on first sight (a retried webhook finds it).
+
+    With `greet` (the incoming-call webhook) the row is born greeted and, for a known resident,
+    with their remembered language. A new call costs one lookup and one insert in one transaction:
+    this is the hot path of every call.
+    """
     sid = params["CallSid"]
+    phone = normalize_phone(params.get("From"), config.phone_region)
     with sessions() as session:
-        call = session.scalar(select(Call).where(Call.call_sid == sid))
-        if call is not None:
-            return call
-        phone = normalize_phone(params.get("From"), config.phone_region)
-        resident = find_resident(session, phone, None)
-        call = Call(
-            call_sid=sid,
-            parent_call_sid=params.get("ParentCallSid") or None,
-            direction=(params.get("Direction") or "inbound")[:20],
-            from_number=phone or (params.get("From") or "")[:32] or None,
-            to_number=(params.get("To") or "")[:32] or None,
-            status=(params.get("CallStatus") or "ringing")[:20],
-            resident_id=resident.id if resident else None,
-            ivr_path=[],
-            meta={},
+        if not greet:
+            call = session.scalar(select(Call).where(Call.call_sid == sid))
+            if call is not None:
+                return call
+        resident = session.execute(_RESIDENT_BY_PHONE, {"phone": phone}).first() if phone else None
+        known = (
+            remembered_language(config, resident.spoken_language, resident.language)
+            if greet and resident is not None
+            else None
         )
-        session.add(call)
+        values: dict[str, Any] = {
+            "call_sid": sid,
+            "parent_call_sid": params.get("ParentCallSid") or None,
+            "direction": (params.get("Direction") or "inbound")[:20],
+            "from_number": phone or (params.get("From") or "")[:32] or None,
+            "to_number": (params.get("To") or "")[:32] or None,
+            "status": (params.get("CallStatus") or "ringing")[:20],
+            "status_sequence": -1,
+            "resident_id": resident.id if resident else None,
+            "language": known.key if known else None,
+            "greeted": greet,
+            "filed": False,
+            "ivr_path": ["greeted"] if greet else [],
+            "meta": {"resident_name": resident.name}
+            if resident is not None and resident.name
+            else {},
+            "started_at": utcnow(),
+        }
         try:
+            call_id = session.execute(_INSERT_CALL, values).scalar_one()
             session.commit()
         except IntegrityError:
             session.rollback()
             call = session.scalar(select(Call).where(Call.call_sid == sid))
             assert call is not None
-        return call
+            return call
+    return Call(id=call_id, **values)
 
 
 def record_step(sessions: sessionmaker[Session], call_id: int, step: str, **changes: Any) -> None:

@@ -75,8 +75,14 @@ def language(config: HotlineConfig, key: str | None) -> VoiceLanguage:
 
 def resident_language(config: HotlineConfig, resident: Resident) -> VoiceLanguage | None:
     """The variety a known resident chose before, else the one matching their written language."""
+    return remembered_language(config, resident.spoken_language, resident.language)
+
+
+def remembered_language(
+    config: HotlineConfig, spoken: str | None, written: str | None
+) -> VoiceLanguage | None:
     languages = voice_languages(config)
-    for key in (resident.spoken_language, resident.language):
+    for key in (spoken, written):
         if key and key in languages:
             return languages[key]
     return None

@@ -130,7 +130,17 @@ def _category_name(ticket_id: int, lang: VoiceLanguage) -> str:
 
 
 def _hints(lang: VoiceLanguage, topics: tuple[str, ...]) -> str:
-    """Speech hints from the configured category keywords in the caller's script."""
+    """Speech hints from the configured category keywords in the caller's script (built once)."""
+    cache: dict[tuple[str, tuple[str, ...]], str] = current_app.extensions.setdefault(
+        "voice_hints", {}
+    )
+    key = (lang.key, topics)
+    if key not in cache:
+        cache[key] = _build_hints(lang, topics)
+    return cache[key]
+
+
+def _build_hints(lang: VoiceLanguage, topics: tuple[str, ...]) -> str:
     words: list[str] = []
     for code in topics:
         category = _config().category(code)
@@ -145,27 +155,20 @@ def _hints(lang: VoiceLanguage, topics: tuple[str, ...]) -> str:
 
 @bp.post("/incoming")
 def incoming() -> Response:
-    call = _call()
-    config = _config()
-    resident: Resident | None = None
-    if call.resident_id is not None:
-        with _sessions()() as session:
-            resident = session.get(Resident, call.resident_id)
-    known = resident_language(config, resident) if resident is not None else None
+    if not request.form.get("CallSid"):
+        abort(400, description="CallSid is required")
+    call = filing.ensure_call(_sessions(), request.form, _config(), greet=True)
+    if not call.greeted:
+        filing.record_step(_sessions(), call.id, "greeted", greeted=True)
+    script = _script(call)
     if call.language:
-        known = language(config, call.language)
-    if known is not None:
-        filing.record_step(_sessions(), call.id, "greeted", greeted=True, language=known.key)
-        call.language = known.key
-        script = _script(call)
-        if resident is not None and resident.name:
-            script.say("voice_greeting_known", name=resident.name)
+        name = (call.meta or {}).get("resident_name")
+        if name:
+            script.say("voice_greeting_known", name=name)
         else:
             script.say("voice_greeting")
         _main_menu(script, 1)
         return script.http()
-    filing.record_step(_sessions(), call.id, "greeted", greeted=True)
-    script = _script(call)
     script.say("voice_greeting")
     _language_menu(script, 1)
     return script.http()

@@ -75,11 +75,13 @@ def route_ticket(ticket_id: int) -> str:
 
 
 def _registry() -> dict[str, Callable[..., Any]]:
+    from voice.recordings import fetch_recording
     from worker.replies import acknowledge
 
     return {
         "route_ticket": route_ticket,
         "acknowledge": acknowledge,
+        "fetch_recording": fetch_recording,
     }
 
 

@@ -29,6 +29,20 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(scope="session")
+def _demo_password_hash() -> str:
+    from intake.auth import hash_password
+    from intake.demo import DEMO_PASSWORD
+
+    return hash_password(DEMO_PASSWORD)
+
+
+@pytest.fixture(autouse=True)
+def _hash_demo_passwords_once(monkeypatch, _demo_password_hash):  # type: ignore[no-untyped-def]
+    """The demo operators' argon2 hash is computed once per session: these tests never log in."""
+    monkeypatch.setattr("intake.demo.hash_password", lambda password: _demo_password_hash)
+
+
 @pytest.fixture
 def app(demo, clock):  # type: ignore[no-untyped-def]
     from web.app import create_app

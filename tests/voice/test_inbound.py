@@ -277,3 +277,40 @@ def test_fallback_apologises_and_takes_a_voicemail(simulator_for, sessions) -> N
     assert "系統暫時出現問題" in result.text()
     ticket = _one_ticket(sessions)
     assert [c.purpose for c in ticket.callbacks] == ["voicemail"]
+
+
+LANGUAGES = [("1", "cmn-TW"), ("2", "yue-HK"), ("3", "en-US")]
+
+
+@pytest.mark.parametrize(("digit", "say_code"), LANGUAGES)
+@pytest.mark.parametrize(
+    ("flow", "expect"),
+    [
+        ([press("9"), say("fire 火警")], "emergency"),
+        ([press("0"), press("1")], "virtual_hold"),
+        ([press("0")], "after_hours"),
+        ([press("4"), press("123456"), HANGUP], "progress"),
+        ([SILENCE, HANGUP], "missed_call"),
+    ],
+    ids=["emergency", "virtual-hold", "after-hours", "progress", "missed-call"],
+)
+def test_every_flow_in_every_language(
+    phone, sessions, clock, digit, say_code, flow, expect
+) -> None:  # type: ignore[no-untyped-def]
+    if expect == "after_hours":
+        clock.now = CLOSED
+    result = phone([press(digit), *flow], caller="+886955777888", dial_outcomes=["no-answer"] * 3)
+    spoken = {lang for lang, _ in result.said[4:]}
+    assert spoken == {say_code}, result.said
+    with sessions() as session:
+        ticket = session.scalar(select(Ticket))
+        assert ticket is not None
+        purposes = list(session.scalars(select(Callback.purpose)))
+    expected_language = "en" if digit == "3" else "zh-Hant"
+    assert ticket.language == expected_language
+    if expect == "emergency":
+        assert ticket.priority == "P1" and ticket.needs_paging and purposes == []
+    elif expect == "progress":
+        assert purposes == ["missed_call"], "an unknown reference answered, then a hang-up"
+    else:
+        assert purposes == [expect]

@@ -1,0 +1,179 @@
+"""The interface the mail transports call: raw bytes in, the core's `InboundContact` out.
+
+`message_to_contact` never raises except `UnparseableMessage(reason)` for bytes that are not mail
+(or that our code failed on, so the transport quarantines them for replay instead of losing them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from intake.config import Settings
+from intake.contact import InboundContact
+from intake.phones import normalize_email
+from mail.attachments import (
+    MAX_ATTACHMENT_BYTES,
+    MAX_ATTACHMENTS,
+    MAX_TOTAL_BYTES,
+    Limits,
+    store_attachments,
+)
+from mail.charsets import CJK
+from mail.loops import Verdict, classify
+from mail.parse import ParsedMessage, UnparseableMessage, parse_message
+from mail.quoting import quoted_text_start
+from mail.threads import (
+    find_body_marker,
+    find_subject_token,
+    mail_domain,
+    normalize_message_id,
+    parse_id_list,
+    signed_ref_in,
+    verify_message_id,
+)
+
+__all__ = ["UnparseableMessage", "external_id_for", "message_to_contact", "parse_message"]
+
+SOURCES = ("imap", "smtp", "replay", "test")
+
+
+def external_id_for(raw: bytes, message_id: str | None) -> str:
+    """Normalized Message-ID, or a deterministic synthetic one from the bytes."""
+    normalized = normalize_message_id(message_id)
+    if normalized and "@" in normalized:
+        return normalized
+    return f"<{hashlib.sha256(raw).hexdigest()[:32]}@synthetic.hotline>"
+
+
+def language_hint(parsed: ParsedMessage) -> str | None:
+    """Content-Language when present; else the charset family, but only for Chinese text."""
+    if parsed.content_language:
+        return parsed.content_language[:35]
+    if not CJK.search(parsed.text) and not CJK.search(parsed.subject):
+        return None
+    return {"gb": "zh-Hans", "big5": "zh-Hant"}.get(parsed.charset_family or "")
+
+
+def _limits(settings: Settings) -> Limits:
+    mail_config: dict[str, Any] = dict(settings.config.mail or {})
+    return Limits(
+        per_file=int(mail_config.get("max_attachment_bytes", MAX_ATTACHMENT_BYTES)),
+        total=int(mail_config.get("max_total_attachment_bytes", MAX_TOTAL_BYTES)),
+        count=int(mail_config.get("max_attachments", MAX_ATTACHMENTS)),
+    )
+
+
+def thread_claim(
+    settings: Settings, parsed: ParsedMessage, references: tuple[str, ...], own_id: str | None
+) -> tuple[str | None, bool, str | None]:
+    """(ticket_ref, trusted, how) in the issue's order: signed ids, subject token, body marker."""
+    signed = signed_ref_in(settings, references)
+    if signed:
+        return signed, True, "signed-reference"
+    marker = find_body_marker(settings, parsed.text) or find_body_marker(settings, parsed.html)
+    token = find_subject_token(parsed.subject, settings.config.ticket_prefix)
+    if token:
+        return token, token == marker, "subject-token"
+    if marker:
+        return marker, True, "body-marker"
+    own = verify_message_id(settings, own_id)
+    if own:
+        return own, True, "own-message-id"
+    return None, False, None
+
+
+def _build(
+    raw: bytes,
+    parsed: ParsedMessage,
+    *,
+    settings: Settings,
+    source: str,
+    transport_key: str | None,
+    envelope_to: list[str] | None,
+) -> InboundContact:
+    external_id = external_id_for(raw, parsed.message_id_raw)
+    own_id = normalize_message_id(parsed.message_id_raw)
+    verdict: Verdict = classify(
+        parsed.msg,
+        sender=parsed.from_email or "",
+        subject=parsed.subject,
+        body_text=parsed.text,
+        message_id=own_id,
+        mail_from=settings.mail_from,
+        own_domain=mail_domain(settings),
+    )
+    references = parse_id_list(parsed.references, parsed.in_reply_to)
+    if verdict.bounce and verdict.bounce.original_message_id:
+        references = tuple(dict.fromkeys((*references, verdict.bounce.original_message_id)))
+    ticket_ref, trusted, how = thread_claim(settings, parsed, references, own_id)
+    stored, skipped = store_attachments(settings.data_dir, parsed.attachments, _limits(settings))
+    meta: dict[str, Any] = {
+        "mail_class": verdict.mail_class,
+        "loop_reasons": list(verdict.reasons),
+        "source": source,
+        "raw_sha256": hashlib.sha256(raw).hexdigest(),
+        "raw_size": len(raw),
+        "html_only": parsed.html_only,
+        "charset": parsed.body_charset,
+    }
+    optional = {
+        "transport_key": transport_key,
+        "envelope_to": list(envelope_to) if envelope_to else None,
+        "reply_to": parsed.reply_to if parsed.reply_to != parsed.from_email else None,
+        "quoted_text_start": quoted_text_start(parsed.text),
+        "bounce": verdict.bounce.as_meta() if verdict.bounce else None,
+        "thread_by": how,
+        "attachments_skipped": skipped or None,
+        "parse_notes": parsed.notes or None,
+        "message_id_synthetic": True if not own_id else None,
+    }
+    meta.update({k: v for k, v in optional.items() if v is not None})
+    recipients = list(envelope_to or []) or parsed.to
+    return InboundContact(
+        channel="email",
+        external_id=external_id,
+        kind="email",
+        sender_email=normalize_email(parsed.from_email),
+        sender_name=parsed.from_name,
+        recipient=(recipients[0].lower() if recipients else None),
+        subject=parsed.subject or None,
+        text=parsed.text,
+        html=parsed.html,
+        language_hint=language_hint(parsed),
+        attachments=stored,
+        references=references,
+        ticket_ref=ticket_ref,
+        ticket_ref_trusted=trusted,
+        sender_kind=verdict.sender_kind,
+        meta=meta,
+    )
+
+
+def message_to_contact(
+    raw: bytes,
+    *,
+    settings: Settings,
+    source: str,
+    transport_key: str | None = None,
+    envelope_to: list[str] | None = None,
+) -> InboundContact:
+    """Parse `raw` into an InboundContact for `intake.service.receive`.
+
+    The sender is the From address (not Reply-To, which is kept in meta: answering Reply-To is
+    the outgoing side's choice). Raises only `UnparseableMessage`.
+    """
+    parsed = parse_message(raw)
+    try:
+        return _build(
+            raw,
+            parsed,
+            settings=settings,
+            source=source,
+            transport_key=transport_key,
+            envelope_to=envelope_to,
+        )
+    except OSError:
+        raise
+    except Exception as exc:  # quarantine with the reason instead of losing it
+        raise UnparseableMessage(f"internal error while reading the message: {exc!r}") from exc

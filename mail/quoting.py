@@ -1,0 +1,89 @@
+"""Where the quoted part of a reply starts. The full body is always kept; this is only an index
+the console uses to fold the quote (talon / FreeScout separators, plus Chinese clients)."""
+
+from __future__ import annotations
+
+import re
+
+MAX_SCAN_CHARS = 200_000
+
+_SEPARATORS = re.compile(
+    r"^\s*(?:"
+    r"-{2,}\s*(?:original message|原始邮件|原始郵件|邮件原件|郵件原件|original|forwarded message"
+    r"|转发的邮件|轉寄的郵件)\s*-{2,}"
+    r"|_{5,}"
+    r"|begin forwarded message:"
+    r")\s*$",
+    re.IGNORECASE,
+)
+_ATTRIBUTION_END = re.compile(r"(?:wrote|writes|schrieb|a écrit|escribió|写道|寫道)\s*[:：]?\s*$")
+_ATTRIBUTION_START = re.compile(
+    r"^\s*(?:on\s|在\s*\d|於\s*\d|于\s*\d|\d{4}[-/年]|am\s|le\s|el\s)", re.I
+)
+_HEADER_FROM = re.compile(
+    r"^\s*\*?(?:from|发件人|發件人|寄件者|寄件人)\s*\*?\s*[:：]", re.IGNORECASE
+)
+_HEADER_NEXT = re.compile(
+    r"^\s*\*?(?:sent|date|to|subject|cc|发送时间|發送時間|时间|時間|日期|寄件日期|收件人|收件者|主题|主題|"
+    r"主旨)\s*\*?\s*[:：]",
+    re.IGNORECASE,
+)
+
+
+def _line_offsets(text: str) -> list[tuple[int, str]]:
+    offsets, position = [], 0
+    for line in text.splitlines(keepends=True):
+        offsets.append((position, line.rstrip("\r\n")))
+        position += len(line)
+    return offsets
+
+
+def _is_attribution(lines: list[tuple[int, str]], index: int) -> int | None:
+    """An ``On … wrote:`` / ``在 … 写道：`` line, possibly wrapped over two lines."""
+    line = lines[index][1]
+    if _ATTRIBUTION_END.search(line) and (_ATTRIBUTION_START.search(line) or len(line) < 200):
+        return lines[index][0]
+    if index + 1 < len(lines) and _ATTRIBUTION_START.search(line):
+        joined = line + " " + lines[index + 1][1]
+        if _ATTRIBUTION_END.search(joined) and len(joined) < 300:
+            return lines[index][0]
+    return None
+
+
+def _is_header_block(lines: list[tuple[int, str]], index: int) -> bool:
+    """Outlook's ``From: … Sent: … To: … Subject:`` block (any language)."""
+    if not _HEADER_FROM.match(lines[index][1]):
+        return False
+    following = [line for _, line in lines[index + 1 : index + 6] if line.strip()]
+    return sum(1 for line in following if _HEADER_NEXT.match(line)) >= 2
+
+
+def _is_quote_run(lines: list[tuple[int, str]], index: int) -> bool:
+    """A ``>`` line starting a run of quoted lines (or the last lines of the message)."""
+    if not lines[index][1].lstrip().startswith(">"):
+        return False
+    if index > 0 and lines[index - 1][1].lstrip().startswith(">"):
+        return False
+    rest = [line for _, line in lines[index:] if line.strip()]
+    quoted = sum(1 for line in rest if line.lstrip().startswith(">"))
+    return quoted * 2 >= len(rest)
+
+
+def quoted_text_start(text: str) -> int | None:
+    """Character index where the quoted earlier message starts, or None for no quote."""
+    lines = _line_offsets(text[:MAX_SCAN_CHARS])
+    for index, (offset, line) in enumerate(lines):
+        if not line.strip():
+            continue
+        if _SEPARATORS.match(line) or _is_header_block(lines, index) or _is_quote_run(lines, index):
+            return offset if offset > 0 or index > 0 else 0
+        attribution = _is_attribution(lines, index)
+        if attribution is not None:
+            return attribution
+    return None
+
+
+def reply_part(text: str) -> str:
+    """The new text above the quote (the whole text when there is no quote)."""
+    start = quoted_text_start(text)
+    return text if not start else text[:start].rstrip()

@@ -81,45 +81,93 @@ def _split_head(raw: bytes) -> tuple[bytes, bytes, bytes]:
     return raw[: match.start()], match.group(0), raw[match.end() :]
 
 
-def cap_headers(raw: bytes, notes: list[str]) -> bytes:
-    """Drop header fields beyond the count/size budget and cut over-long values."""
+def _is_continuation(line: bytes) -> bool:
+    return line[:1] in (b" ", b"\t")
+
+
+def _folded_field(lines: list[bytes], index: int) -> bool:
+    """A line with a colon whose next line is a continuation: a header, however odd its name."""
+    following = lines[index + 1] if index + 1 < len(lines) else b""
+    return b":" in lines[index] and _is_continuation(following)
+
+
+def _group_fields(lines: list[bytes], notes: list[str]) -> tuple[list[list[bytes]], list[bytes]]:
+    """Header lines grouped into fields, repairing what real mail gets wrong, and the lines that
+    turned out to be body (a missing empty line after the headers).
+
+    Inside the header block a line without a colon is an unfolded continuation and a line with an
+    impossible field name is dropped (the stdlib would end the headers there and decode the rest
+    of the headers as the body). After the last valid header such a line starts the body.
+    """
+    valid = [i for i, line in enumerate(lines) if _HEADER_LINE.match(line)]
+    last_header = valid[-1] if valid else -1
+    fields: list[list[bytes]] = []
+    dropping = False
+    for index, line in enumerate(lines):
+        if index == 0 and line.startswith(b"From "):
+            fields.append([line])
+        elif _is_continuation(line):
+            if dropping:
+                continue
+            if fields:
+                fields[-1].append(line)
+            else:
+                fields.append([line.lstrip()])
+        elif _HEADER_LINE.match(line):
+            dropping = False
+            fields.append([line])
+        elif index > last_header and not _folded_field(lines, index):
+            notes.append("no empty line after the headers")
+            return fields, lines[index:]
+        elif b":" not in line and fields and not dropping:
+            notes.append("repaired a badly folded header")
+            fields[-1].append(b" " + line)
+        else:
+            notes.append("dropped a malformed header line")
+            dropping = True
+    return fields, []
+
+
+def _cap_field(field_lines: list[bytes]) -> list[bytes]:
+    kept: list[bytes] = []
+    size = 0
+    for line in field_lines:
+        if size + len(line) > MAX_HEADER_VALUE:
+            if not kept:
+                kept.append(line[:MAX_HEADER_VALUE].rstrip(b"\r\n") + b"\n")
+            break
+        kept.append(line)
+        size += len(line)
+    return kept
+
+
+def sanitize_headers(raw: bytes, notes: list[str]) -> bytes:
+    """Repair the header block and hold it to the budget: MAX_HEADERS fields, MAX_HEADER_BYTES
+    in total, MAX_HEADER_VALUE per field. The body is untouched."""
     head, sep, body = _split_head(raw)
     lines = head.splitlines(keepends=True)
-    if (
-        len(head) <= MAX_HEADER_BYTES
-        and len(lines) <= MAX_HEADERS
-        and max((len(x) for x in lines), default=0) <= MAX_HEADER_VALUE
-    ):
-        fields_sizes = _field_sizes(lines)
-        if len(fields_sizes) <= MAX_HEADERS and max(fields_sizes, default=0) <= MAX_HEADER_VALUE:
-            return raw
-    kept: list[bytes] = []
-    total = count = current = 0
-    for line in lines:
-        continuation = line[:1] in (b" ", b"\t")
-        if not continuation:
-            count += 1
-            current = 0
-        current += len(line)
-        total += len(line)
-        if count > MAX_HEADERS or total > MAX_HEADER_BYTES or current > MAX_HEADER_VALUE:
-            continue
-        kept.append(line)
-    notes.append("headers truncated to the parsing budget")
-    newline = b"\r\n" if b"\r\n" in head[:2000] else b"\n"
-    if kept and not kept[-1].endswith(b"\n"):
-        kept[-1] += newline
-    return b"".join(kept) + (sep or newline) + body
-
-
-def _field_sizes(lines: list[bytes]) -> list[int]:
-    sizes: list[int] = []
-    for line in lines:
-        if line[:1] in (b" ", b"\t") and sizes:
-            sizes[-1] += len(line)
-        else:
-            sizes.append(len(line))
-    return sizes
+    if lines and not lines[-1].endswith(b"\n"):
+        lines[-1] += b"\n"
+    fields, spilled = _group_fields(lines, notes)
+    if len(fields) > MAX_HEADERS:
+        notes.append(f"kept the first {MAX_HEADERS} header fields")
+        fields = fields[:MAX_HEADERS]
+    out: list[bytes] = []
+    total = 0
+    for field_lines in fields:
+        capped = _cap_field(field_lines)
+        if capped != field_lines:
+            notes.append("cut an over-long header")
+        total += sum(len(line) for line in capped)
+        if total > MAX_HEADER_BYTES:
+            notes.append(f"header section cut at {MAX_HEADER_BYTES} bytes")
+            break
+        out.extend(capped)
+    if not notes:
+        return raw
+    newline = b"\r\n" if b"\r\n" in head[:4000] else b"\n"
+    rest = b"".join(spilled) + (sep[len(newline) :] if sep else b"") + body
+    return b"".join(out) + newline + rest
 
 
 def normalize_newlines(raw: bytes) -> bytes:
@@ -296,7 +344,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     if not looks_like_mail(raw):
         raise UnparseableMessage("no header lines: not an RFC 5322 message")
     notes: list[str] = []
-    msg = BytesParser(policy=policy.default).parsebytes(cap_headers(raw, notes))
+    msg = BytesParser(policy=policy.default).parsebytes(sanitize_headers(raw, notes))
     assert isinstance(msg, EmailMessage)
     parsed = ParsedMessage(
         msg=msg,

@@ -367,6 +367,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
     hint = parsed.body_charset
     parsed.subject = decode_header_value(raw_header(msg, "Subject"), hint)
     senders = _addresses(raw_header(msg, "From")) or _addresses(raw_header(msg, "Sender"))
+    if not senders:  # some clients encode the whole From value, address included, as one word
+        senders = _addresses(decode_header_value(raw_header(msg, "From"), hint))
     if senders:
         name, address = senders[0]
         parsed.from_name = decode_header_value(name, hint).strip("\"' ") or None

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 
 from intake.config import Settings, get_settings
@@ -82,3 +83,52 @@ def alternative_mail(text: str | None, html: str, *, subject: str = "test") -> b
     message["Subject"] = subject
     message["Message-ID"] = "<alt-1@resident.example.com>"
     return message.as_bytes()
+
+
+def utf8_mail(
+    body: str,
+    *,
+    subject: str,
+    sender: str = "resident@example.com",
+    message_id: str | None = "<utf8-1@resident.example.com>",
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """A plain UTF-8 message as modern clients send it (RFC 2047 subject, base64 body)."""
+    message = MIMEText(body, "plain", "utf-8")
+    message["From"] = formataddr(parseaddr(sender), charset="utf-8")
+    message["To"] = "complaints@hotline.example.com"
+    message["Subject"] = subject
+    if message_id:
+        message["Message-ID"] = message_id
+    for name, value in (headers or {}).items():
+        message[name] = value
+    return message.as_bytes()
+
+
+def delivery_report(
+    original: bytes,
+    *,
+    action: str = "failed",
+    status: str = "5.1.1",
+    recipient: str = "gone@example.net",
+) -> bytes:
+    """An RFC 3464 multipart/report a receiving MTA sends back about `original`."""
+    from email import message_from_bytes, message_from_string
+    from email.mime.message import MIMEMessage
+
+    report = MIMEMultipart("report", report_type="delivery-status")
+    report["From"] = "Mail Delivery System <MAILER-DAEMON@mx.example.net>"
+    report["To"] = "service@hotline.example.com"
+    report["Subject"] = "Undelivered Mail Returned to Sender"
+    report["Message-ID"] = f"<dsn-{action}-{recipient.replace('@', '.')}@mx.example.net>"
+    report["Auto-Submitted"] = "auto-replied"
+    report.attach(MIMEText(f"Your message to <{recipient}> could not be delivered.", "plain"))
+    status_part = message_from_string(
+        "Content-Type: message/delivery-status\n\n"
+        "Reporting-MTA: dns; mx.example.net\n\n"
+        f"Final-Recipient: rfc822; {recipient}\nAction: {action}\nStatus: {status}\n"
+        f"Diagnostic-Code: smtp; 550 {status} user unknown\n"
+    )
+    report.attach(status_part)
+    report.attach(MIMEMessage(message_from_bytes(original)))
+    return report.as_bytes()

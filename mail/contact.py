@@ -41,7 +41,7 @@ SOURCES = ("imap", "smtp", "replay", "test")
 def external_id_for(raw: bytes, message_id: str | None) -> str:
     """Normalized Message-ID, or a deterministic synthetic one from the bytes."""
     normalized = normalize_message_id(message_id)
-    if normalized and "@" in normalized:
+    if normalized and len(normalized) >= 8:
         return normalized
     return f"<{hashlib.sha256(raw).hexdigest()[:32]}@synthetic.hotline>"
 

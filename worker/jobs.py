@@ -83,6 +83,8 @@ def route_ticket(ticket_id: int) -> str:
 
 
 def _registry() -> dict[str, Callable[..., Any]]:
+    from mail.outgoing import send_email
+    from mail.store import process_raw_message
     from worker.callbacks import callback_call_ended, place_callback
     from worker.notify import notify_department, page_escalate, page_step, send_department_digests
     from worker.replies import acknowledge
@@ -102,6 +104,8 @@ def _registry() -> dict[str, Callable[..., Any]]:
         "callback_call_ended": callback_call_ended,
         "sla_sweep": sla_sweep,
         "send_sms": send_sms,
+        "send_email": send_email,
+        "process_raw_message": process_raw_message,
     }
 
 

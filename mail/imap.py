@@ -177,6 +177,8 @@ class MailboxPoller:
         connect_timeout: float = 15.0,
         read_timeout: float = 60.0,
         ssl_context: ssl.SSLContext | None = None,
+        backoff: tuple[float, float] = (BACKOFF_START, BACKOFF_CAP),
+        login_backoff: tuple[float, float] = (LOGIN_BACKOFF_START, LOGIN_BACKOFF_CAP),
     ) -> None:
         self.account = account
         self.settings = settings
@@ -189,6 +191,8 @@ class MailboxPoller:
         self.lock_ttl = lock_ttl
         self.timeout = SocketTimeout(connect=connect_timeout, read=read_timeout)
         self.ssl_context = ssl_context
+        self.backoff = backoff
+        self.login_backoff = login_backoff
         self.health_name = f"imap:{account.key}"
         mail_conf = settings.config.mail
         self.silent_after = timedelta(
@@ -315,6 +319,7 @@ class MailboxPoller:
         bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
         heads = client.fetch(too_big, ["BODY.PEEK[HEADER]"]) if too_big else {}
         created: list[int] = []
+        touched: list[int] = []
         with self.sessions() as session:
             cursor = session.scalars(
                 select(ImapCursor).where(ImapCursor.mailbox == self.account.key)
@@ -344,7 +349,9 @@ class MailboxPoller:
                     process_delay=SAFETY_NET_DELAY if self.process_inline else timedelta(0),
                     quarantine_reason=reason,
                 )
-                if stored.created and reason is None:
+                if reason is None:
+                    touched.append(stored.raw_id)
+                if stored.created:
                     created.append(stored.raw_id)
             cursor.last_uid = max(cursor.last_uid, *batch)
             cursor.updated_at = utcnow()
@@ -354,7 +361,7 @@ class MailboxPoller:
         self._move(client, [u for u in batch if u not in too_big], self.account.processed_folder)
         self._move(client, too_big, self.account.failed_folder)
         if self.process_inline:
-            self._process(created)
+            self._process(touched)  # includes copies stored by a pass that died before processing
         return len(created)
 
     # --- health ---------------------------------------------------------------------------
@@ -400,17 +407,16 @@ class MailboxPoller:
             self._report_failure("failing", exc)
             raise
         try:
-            try:
-                client = self.connect()
-            except LoginError as exc:
-                self._report_failure("login_failing", exc)
-                raise
+            client = self.connect()
             try:
                 stored = self.sync(client, lock)
             finally:
                 _close(client)
             self._report_ok(stored)
             return stored
+        except LoginError as exc:
+            self._report_failure("login_failing", exc)
+            raise
         except (OSError, IMAPClientError, TransientFailure, LostLock) as exc:
             self._report_failure("failing", exc)
             raise
@@ -419,8 +425,8 @@ class MailboxPoller:
 
     def run_forever(self, stop: threading.Event) -> None:
         """The daemon loop: never returns until `stop` is set, whatever the server does."""
-        backoff = Backoff(BACKOFF_START, BACKOFF_CAP)
-        login_backoff = Backoff(LOGIN_BACKOFF_START, LOGIN_BACKOFF_CAP)
+        backoff = Backoff(*self.backoff)
+        login_backoff = Backoff(*self.login_backoff)
         while not stop.is_set():
             lock = MailboxLock(self.redis, self.account.key, self.lock_ttl)
             client: IMAPClient | None = None

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import hanzidentifier
+
 from intake.config import Settings
 from intake.contact import InboundContact
 from intake.phones import normalize_email
@@ -50,9 +52,17 @@ def language_hint(parsed: ParsedMessage) -> str | None:
     """Content-Language when present; else the charset family, but only for Chinese text."""
     if parsed.content_language:
         return parsed.content_language[:35]
-    if not CJK.search(parsed.text) and not CJK.search(parsed.subject):
+    sample = "".join(CJK.findall(parsed.subject + parsed.text[:2000]))
+    if not sample:
         return None
-    return {"gb": "zh-Hans", "big5": "zh-Hant"}.get(parsed.charset_family or "")
+    hint = {"gb": "zh-Hans", "big5": "zh-Hant"}.get(parsed.charset_family or "")
+    script = hanzidentifier.identify(sample)
+    if (hint, script) in (
+        ("zh-Hans", hanzidentifier.TRADITIONAL),
+        ("zh-Hant", hanzidentifier.SIMPLIFIED),
+    ):
+        return None  # the text contradicts its charset (GB18030 encodes 繁體 too): let text decide
+    return hint
 
 
 def _limits(settings: Settings) -> Limits:

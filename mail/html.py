@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 from html.parser import HTMLParser
 
 import nh3
 
-MAX_HTML_CHARS = 2_000_000
+MAX_HTML_CHARS = 1_000_000
+MAX_HTML_DEPTH = 400
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]{0,15})[^>]{0,2000}?(/?)>")
+_VOID = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    ]
+)
 _BLOCK = frozenset(
     [
         "p",
@@ -95,11 +116,47 @@ class _TextExtractor(HTMLParser):
         self.parts.append(text)
 
 
+def nesting_depth(html: str) -> int:
+    """The deepest element nesting, estimated in one linear pass over the tags."""
+    depth = deepest = 0
+    for match in _TAG.finditer(html):
+        closing, name, self_closing = match.groups()
+        if name.lower() in _VOID or self_closing:
+            continue
+        depth = max(0, depth - 1) if closing else depth + 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _strip_tags(html: str) -> str:
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", html)
+    text = re.sub(r"(?i)<br\s*/?>|</(?:p|div|li|tr|h\d)\s*>", "\n", text)
+    text = unescape(re.sub(r"<[^>]{0,2000}>", "", text))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(line.strip() for line in text.splitlines())).strip()
+
+
+def render(html: str) -> tuple[str, str | None]:
+    """(readable text, sanitized HTML) for an HTML body, within the budget: at most
+    MAX_HTML_CHARS characters; markup nested deeper than MAX_HTML_DEPTH (where html5ever turns
+    quadratic, ~5 s at 40,000 levels) is only stripped to text and not kept as HTML."""
+    html = html[:MAX_HTML_CHARS]
+    if nesting_depth(html) > MAX_HTML_DEPTH:
+        return _strip_tags(html), None
+    clean = sanitize_html(html)
+    return _extract_text(clean), clean
+
+
 def html_to_text(html: str) -> str:
-    """Readable plain text: blocks become lines, links keep their address, quotes get ``>``."""
+    """Readable plain text from HTML (see `render`)."""
+    return render(html)[0]
+
+
+def _extract_text(html: str) -> str:
+    """Blocks become lines, links keep their address, quotes get ``>``. `html` must come from
+    nh3: the stdlib HTMLParser alone is quadratic on hostile input (a megabyte of ``<``)."""
     parser = _TextExtractor()
     try:
-        parser.feed(html[:MAX_HTML_CHARS])
+        parser.feed(html)
         parser.close()
     except Exception:  # HTMLParser can trip on hostile markup; keep what we have
         pass

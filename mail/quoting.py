@@ -69,21 +69,28 @@ def _is_quote_run(lines: list[tuple[int, str]], index: int) -> bool:
     return quoted * 2 >= len(rest)
 
 
-def quoted_text_start(text: str) -> int | None:
-    """Character index where the quoted earlier message starts, or None for no quote."""
-    lines = _line_offsets(text[:MAX_SCAN_CHARS])
+def _find_quote(lines: list[tuple[int, str]]) -> int | None:
     for index, (offset, line) in enumerate(lines):
         if not line.strip():
             continue
         if _SEPARATORS.match(line) or _is_header_block(lines, index) or _is_quote_run(lines, index):
-            return offset if offset > 0 or index > 0 else 0
+            return offset
         attribution = _is_attribution(lines, index)
         if attribution is not None:
             return attribution
     return None
 
 
+def quoted_text_start(text: str) -> int | None:
+    """Character index where the quoted earlier message starts below new text, or None (no
+    quote, or nothing new above it: a bottom-posted reply or a bare forward is all shown)."""
+    start = _find_quote(_line_offsets(text[:MAX_SCAN_CHARS]))
+    if start is None or not text[:start].strip():
+        return None
+    return start
+
+
 def reply_part(text: str) -> str:
     """The new text above the quote (the whole text when there is no quote)."""
     start = quoted_text_start(text)
-    return text if not start else text[:start].rstrip()
+    return text if start is None else text[:start].rstrip()

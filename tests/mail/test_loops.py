@@ -114,3 +114,9 @@ def test_quoted_part_is_found_and_the_body_kept(mail_settings, name: str) -> Non
 )
 def test_plain_messages_have_no_quote(text: str) -> None:
     assert quoted_text_start(text) is None
+
+
+def test_bottom_posted_reply_is_not_folded() -> None:
+    text = "On 04/02/2012 06:26 PM, Megan One wrote:\n> Hi\nHello, my reply is below the quote."
+    assert quoted_text_start(text) is None
+    assert reply_part(text) == text

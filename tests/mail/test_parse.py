@@ -256,3 +256,46 @@ def test_no_input_makes_it_raise_anything_but_unparseable(mail_settings) -> None
                 message_to_contact(bytes(mutated), settings=mail_settings, source="smtp")
             except UnparseableMessage as exc:
                 assert exc.reason
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<" * 1_000_000,
+        "<div>" * 60_000 + "深層",
+        "<blockquote>" * 60_000 + "深層",
+        "<p>段落</p>" * 100_000,
+        "<!--" + "x" * 1_000_000,
+        '<a href="' + "x" * 1_000_000,
+    ],
+    ids=["lt", "div", "blockquote", "paragraphs", "comment", "attribute"],
+)
+def test_hostile_html_stays_within_the_time_budget(mail_settings, html: str) -> None:
+    """The stdlib HTMLParser is quadratic on a megabyte of `<`; html5ever on deep nesting."""
+    import time
+
+    started = time.perf_counter()
+    contact = message_to_contact(
+        alternative_mail(None, html), settings=mail_settings, source="smtp"
+    )
+    assert time.perf_counter() - started < 8
+    assert contact.meta["html_only"] is True
+    if "深層" in html:
+        assert contact.text.endswith("深層")
+
+
+def test_charset_family_hint_yields_to_text_that_contradicts_it(mail_settings) -> None:
+    traditional = legacy_mail(
+        "樓上廚房漏水，請儘快處理。", charset="gb18030", codec="gb18030", subject="漏水"
+    )
+    assert (
+        message_to_contact(traditional, settings=mail_settings, source="imap").language_hint is None
+    )
+    english = legacy_mail("The lift is broken.", charset="gb2312", codec="gbk", subject="lift")
+    assert message_to_contact(english, settings=mail_settings, source="imap").language_hint is None
+    declared = legacy_mail(
+        "x", charset="utf-8", codec="utf-8", subject="x", headers={"Content-Language": "zh-TW"}
+    )
+    assert (
+        message_to_contact(declared, settings=mail_settings, source="imap").language_hint == "zh-TW"
+    )

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import hanzidentifier
@@ -40,12 +41,39 @@ __all__ = ["UnparseableMessage", "external_id_for", "message_to_contact", "parse
 SOURCES = ("imap", "smtp", "replay", "test")
 
 
+_TRACE_FIELDS = re.compile(
+    rb"^(?:received|x-received|return-path|delivered-to|x-original-to|envelope-to|x-envelope-\S*"
+    rb"|authentication-results|arc-\S*|x-spam-\S*|x-virus-\S*|x-gm-\S*|x-google-smtp-source"
+    rb"|x-ms-exchange-organization-\S*|x-forefront-\S*)\s*:",
+    re.IGNORECASE,
+)
+
+
+def stable_bytes(raw: bytes) -> bytes:
+    """The message without the trace fields each hop adds and with LF line ends, so the same
+    message fetched by IMAP and received by SMTP hashes alike."""
+    text = raw.replace(b"\r\n", b"\n")
+    head, sep, body = text.partition(b"\n\n")
+    kept: list[bytes] = []
+    dropping = False
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = bool(_TRACE_FIELDS.match(line))
+        if not dropping:
+            kept.append(line)
+    return b"\n".join(kept) + sep + body
+
+
 def external_id_for(raw: bytes, message_id: str | None) -> str:
-    """Normalized Message-ID, or a deterministic synthetic one from the bytes."""
+    """Normalized Message-ID, or a deterministic synthetic one: the first 32 hex of the SHA-256
+    of the message without its trace headers (`stable_bytes`)."""
     normalized = normalize_message_id(message_id)
     if normalized and len(normalized) >= 8:
         return normalized
-    return f"<{hashlib.sha256(raw).hexdigest()[:32]}@synthetic.hotline>"
+    return f"<{hashlib.sha256(stable_bytes(raw)).hexdigest()[:32]}@synthetic.hotline>"
 
 
 def language_hint(parsed: ParsedMessage) -> str | None:

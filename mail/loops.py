@@ -209,10 +209,17 @@ def heuristic_bounce(msg: Message, sender: str, subject: str, body_text: str) ->
     )
 
 
-def is_own(settings_mail_from: str, own_domain: str, sender: str, message_id: str | None) -> bool:
-    """Our own mail come back: our signed id shape on our domain as its own id, or From = us."""
+def is_own(
+    settings_mail_from: str,
+    own_domain: str,
+    sender: str,
+    message_id: str | None,
+    x_loop: tuple[str, ...] = (),
+) -> bool:
+    """Our own mail come back: our signed id shape on our domain as its own id, From = us, or
+    our `X-Loop` header (outgoing mail sets it to MAIL_FROM)."""
     ours = parseaddr(settings_mail_from)[1].lower()
-    if ours and sender == ours:
+    if ours and (sender == ours or any(ours in value.lower() for value in x_loop)):
         return True
     signed = parse_signed_id(message_id)
     return signed is not None and (message_id or "").endswith(f"@{own_domain}>")
@@ -230,7 +237,8 @@ def classify(
 ) -> Verdict:
     """The sender kind the core needs, the finer mail class and the reasons, for the timeline."""
     sender = (sender or "").lower()
-    if is_own(mail_from, own_domain, sender, message_id):
+    x_loop = tuple(str(v) for v in (msg.get_all("X-Loop") or []))
+    if is_own(mail_from, own_domain, sender, message_id, x_loop):
         return Verdict("own", "own", ("own-message-id-or-from",))
     report = _report_type(msg)
     bounce = dsn_bounce(msg, body_text) or heuristic_bounce(msg, sender, subject, body_text)

@@ -299,3 +299,17 @@ def test_charset_family_hint_yields_to_text_that_contradicts_it(mail_settings) -
     assert (
         message_to_contact(declared, settings=mail_settings, source="imap").language_hint == "zh-TW"
     )
+
+
+def test_synthetic_id_ignores_trace_headers_and_line_endings(mail_settings) -> None:
+    raw = legacy_mail("x", charset="utf-8", codec="utf-8", subject="x", message_id=None)
+    via_imap = (
+        b"Return-Path: <resident@example.com>\r\nDelivered-To: complaints@hotline.example.com\r\n"
+        b"Received: from mx.example.com\r\n\tby imap.example.com; Tue, 2 Jan 2024\r\n" + raw
+    )
+    via_smtp = b"Received: from client.example.com by us\n" + raw.replace(b"\r\n", b"\n")
+    ids = {
+        message_to_contact(r, settings=mail_settings, source="imap").external_id
+        for r in (raw, via_imap, via_smtp)
+    }
+    assert len(ids) == 1

@@ -165,3 +165,13 @@ def test_our_own_mail_coming_back_is_recognised(mail_settings) -> None:
     assert contact.sender_kind == "own"
     from_us = utf8_mail("x", subject="hello", sender="物業客服 <service@hotline.example.com>")
     assert message_to_contact(from_us, settings=mail_settings, source="imap").sender_kind == "own"
+
+
+def test_mail_carrying_our_x_loop_header_is_own(mail_settings) -> None:
+    raw = utf8_mail(
+        "x",
+        subject="hello",
+        sender="relay@elsewhere.example",
+        headers={"X-Loop": "service@hotline.example.com"},
+    )
+    assert message_to_contact(raw, settings=mail_settings, source="imap").sender_kind == "own"

@@ -83,10 +83,6 @@ def auto_reply_reasons(msg: Message, subject: str) -> tuple[str, ...]:
         reasons.append("precedence:auto_reply")
     if _lower(msg, "X-Apple-Action") == "vacation" or msg.get("X-Apple-Vacation") is not None:
         reasons.append("apple-vacation")
-    if _lower(msg, "X-Ms-Exchange-Inbox-Rules-Loop") or msg.get(
-        "X-Ms-Exchange-Generated-Message-Source"
-    ):
-        reasons.append("exchange-rule")
     if _AUTO_SUBJECT.match(subject or ""):
         reasons.append("auto-reply-subject")
     if _lower(msg, "X-Auto-Response-Suppress") and msg.get("Return-Path", "").strip() == "<>":
@@ -95,6 +91,8 @@ def auto_reply_reasons(msg: Message, subject: str) -> tuple[str, ...]:
 
 
 def list_reasons(msg: Message) -> tuple[str, ...]:
+    """List/bulk signs. `X-Auto-Response-Suppress` alone is not one: Exchange sets it on mail
+    people send too, and `X-MS-Exchange-Inbox-Rules-Loop` marks rule-forwarded human mail."""
     reasons = []
     for name in ("List-Id", "List-Unsubscribe", "List-Post", "X-Mailing-List", "Mailing-List"):
         if msg.get(name) is not None:
@@ -102,8 +100,6 @@ def list_reasons(msg: Message) -> tuple[str, ...]:
     precedence = _lower(msg, "Precedence")
     if precedence in ("bulk", "list", "junk"):
         reasons.append(f"precedence:{precedence}")
-    if _lower(msg, "X-Auto-Response-Suppress") in ("all", "oof, autoreply", "oof,autoreply"):
-        reasons.append("x-auto-response-suppress")
     return tuple(reasons)
 
 

@@ -16,18 +16,21 @@ _SEPARATORS = re.compile(
     r")\s*$",
     re.IGNORECASE,
 )
-_ATTRIBUTION_END = re.compile(r"(?:wrote|writes|schrieb|a écrit|escribió|写道|寫道)\s*[:：]?\s*$")
-_ATTRIBUTION_START = re.compile(
-    r"^\s*(?:on\s|在\s*\d|於\s*\d|于\s*\d|\d{4}[-/年]|am\s|le\s|el\s)", re.I
-)
-_HEADER_FROM = re.compile(
-    r"^\s*\*?(?:from|发件人|發件人|寄件者|寄件人)\s*\*?\s*[:：]", re.IGNORECASE
-)
-_HEADER_NEXT = re.compile(
-    r"^\s*\*?(?:sent|date|to|subject|cc|发送时间|發送時間|时间|時間|日期|寄件日期|收件人|收件者|主题|主題|"
-    r"主旨)\s*\*?\s*[:：]",
+_ATTRIBUTION_END = re.compile(
+    r"(?:wrote|writes|schrieb|a écrit|escribió|написал|написала|写道|寫道)\s*[:：]?\s*$",
     re.IGNORECASE,
 )
+_ATTRIBUTION_START = re.compile(
+    r"^\s*(?:on\s|在\s*\d|於\s*\d|于\s*\d|\d{4}[-/年]|\d{1,2}[./]\d{1,2}[./]\d{2,4}|am\s|le\s|el\s)",
+    re.IGNORECASE,
+)
+_FROM_LABEL = r"from|von|de|от|发件人|發件人|寄件者|寄件人"
+_OTHER_LABEL = (
+    r"sent|date|to|subject|cc|gesendet|datum|an|betreff|envoyé|objet|à|发送时间|發送時間|时间|時間"
+    r"|日期|寄件日期|收件人|收件者|主题|主題|主旨|抄送|副本"
+)
+_HEADER_FROM = re.compile(rf"^\s*\*?(?:{_FROM_LABEL})\s*\*?\s*[:：]", re.IGNORECASE)
+_HEADER_ANY = re.compile(rf"^\s*\*?(?:{_FROM_LABEL}|{_OTHER_LABEL})\s*\*?\s*[:：]", re.IGNORECASE)
 
 
 def _line_offsets(text: str) -> list[tuple[int, str]]:
@@ -51,11 +54,12 @@ def _is_attribution(lines: list[tuple[int, str]], index: int) -> int | None:
 
 
 def _is_header_block(lines: list[tuple[int, str]], index: int) -> bool:
-    """Outlook's ``From: … Sent: … To: … Subject:`` block (any language)."""
-    if not _HEADER_FROM.match(lines[index][1]):
+    """Outlook/GMX/QQ ``From: … Sent: … To: … Subject:`` blocks, any order, several languages."""
+    if not _HEADER_ANY.match(lines[index][1]):
         return False
-    following = [line for _, line in lines[index + 1 : index + 6] if line.strip()]
-    return sum(1 for line in following if _HEADER_NEXT.match(line)) >= 2
+    window = [line for _, line in lines[index : index + 6] if line.strip()][:5]
+    labelled = [line for line in window if _HEADER_ANY.match(line)]
+    return len(labelled) >= 3 and any(_HEADER_FROM.match(line) for line in labelled[:3])
 
 
 def _is_quote_run(lines: list[tuple[int, str]], index: int) -> bool:

@@ -184,3 +184,31 @@ def test_long_header_message_stays_within_budget(contacts) -> None:  # type: ign
     contact, seconds = contacts["mailgun-flanker/long-header.eml"]
     assert contact.subject and contact.subject.startswith("Die heiße Zypernsonne")
     assert seconds < 2
+
+
+REPLY_PARTS = {
+    "mailgun-talon/gmail.eml": "Hello",
+    "mailgun-talon/outlook.eml": "Hello",
+    "mailgun-talon/iphone.eml": "Hello\n\nSent from my iPhone",
+    "mailgun-talon/apple_mail.eml": "Hello",
+    "mailgun-talon/yahoo.eml": "Hello",
+    "mailgun-talon/android.eml": "Hello",
+    "mailgun-talon/hotmail.eml": "Hello",
+    "deltachat-core-rust/gmx-quote.eml": "YIPPEEEEEE\n\nMulti-line",
+    "webklex-php-imap/issue-412.eml": "Here is my reply to your reply.\n\nTony Marston",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPLY_PARTS))
+def test_reply_layouts_of_real_clients(contacts, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The quote is found (talon's client layouts, GMX, Outlook) and the full body is kept."""
+    contact, _ = contacts[name]
+    start = contact.meta["quoted_text_start"]
+    assert contact.text[:start].strip() == REPLY_PARTS[name]
+    assert len(contact.text) > start + 10
+
+
+def test_bottom_posted_thunderbird_reply_is_not_folded(contacts) -> None:  # type: ignore[no-untyped-def]
+    contact, _ = contacts["mailgun-talon/thunderbird.eml"]
+    assert "quoted_text_start" not in contact.meta
+    assert contact.text.rstrip().endswith("Hello")

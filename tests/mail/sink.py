@@ -65,6 +65,10 @@ class Sink:
             time.sleep(0.02)
         return self.delivered
 
+    def to(self, address: str) -> list[Delivered]:
+        """What was sent to `address` (department notifications go to staff, not residents)."""
+        return [d for d in self.delivered if address in d.rcpt_tos]
+
     def stop(self) -> None:
         self.controller.stop()
 

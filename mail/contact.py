@@ -199,10 +199,11 @@ def message_to_contact(
     """Parse `raw` into an InboundContact for `intake.service.receive`.
 
     The sender is the From address (not Reply-To, which is kept in meta: answering Reply-To is
-    the outgoing side's choice). Raises only `UnparseableMessage`.
+    the outgoing side's choice). Raises only `UnparseableMessage`, and `OSError` when attachments
+    cannot be written (a full disk is worth a retry, not a quarantine).
     """
-    parsed = parse_message(raw)
     try:
+        parsed = parse_message(raw)
         return _build(
             raw,
             parsed,
@@ -211,7 +212,7 @@ def message_to_contact(
             transport_key=transport_key,
             envelope_to=envelope_to,
         )
-    except OSError:
+    except (UnparseableMessage, OSError):
         raise
     except Exception as exc:  # quarantine with the reason instead of losing it
         raise UnparseableMessage(f"internal error while reading the message: {exc!r}") from exc

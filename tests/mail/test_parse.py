@@ -313,3 +313,45 @@ def test_synthetic_id_ignores_trace_headers_and_line_endings(mail_settings) -> N
         for r in (raw, via_imap, via_smtp)
     }
     assert len(ids) == 1
+
+
+def _nested(depth: int) -> bytes:
+    head = b"From: a@example.com\r\nSubject: deep\r\nMessage-ID: <deep@x>\r\n"
+    head += b"Content-Type: multipart/mixed; boundary=b0\r\n\r\n"
+    opening = b"".join(
+        b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (i - 1, i)
+        for i in range(1, depth)
+    )
+    leaf = b"--b%d\r\nContent-Type: text/plain\r\n\r\ndeep text\r\n" % (depth - 1)
+    closing = b"".join(b"--b%d--\r\n" % i for i in range(depth - 1, -1, -1))
+    return head + opening + leaf + closing
+
+
+def test_mime_nested_beyond_the_stack_is_read_as_text(mail_settings) -> None:
+    """The stdlib parser recurses per level and raises RecursionError near 1,000 levels."""
+    assert (
+        message_to_contact(_nested(40), settings=mail_settings, source="smtp").text == "deep text"
+    )
+    contact = message_to_contact(_nested(990), settings=mail_settings, source="smtp")
+    assert "deep text" in contact.text
+    notes = contact.meta["parse_notes"]
+    assert "MIME nested too deeply: the body is read as one text part" in notes
+    contact = message_to_contact(_nested(5000), settings=mail_settings, source="smtp")
+    assert "MIME parts after the 1000th delimiter line not read" in contact.meta["parse_notes"]
+
+
+def test_a_flood_of_parts_is_cut_to_the_budget(mail_settings) -> None:
+    import time
+
+    head = (
+        b"From: a@example.com\r\nSubject: many\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+    )
+    part = b"--b\r\nContent-Type: application/octet-stream\r\n"
+    part += b"Content-Disposition: attachment; filename=f.bin\r\n\r\nxx\r\n"
+    started = time.perf_counter()
+    contact = message_to_contact(
+        head + part * 20_000 + b"--b--\r\n", settings=mail_settings, source="smtp"
+    )
+    assert time.perf_counter() - started < 5
+    assert len(contact.attachments) == 50
+    assert contact.meta["attachments_skipped"][0]["reason"] == "too many attachments"

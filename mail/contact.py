@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import hanzidentifier
 
 from intake.config import Settings
-from intake.contact import InboundContact
+from intake.contact import InboundAttachment, InboundContact
 from intake.phones import normalize_email
 from mail.attachments import (
     MAX_ATTACHMENT_BYTES,
@@ -37,9 +38,6 @@ from mail.threads import (
 )
 
 __all__ = ["UnparseableMessage", "external_id_for", "message_to_contact", "parse_message"]
-
-SOURCES = ("imap", "smtp", "replay", "test")
-
 
 _TRACE_FIELDS = re.compile(
     rb"^(?:received|x-received|return-path|delivered-to|x-original-to|envelope-to|x-envelope-\S*"
@@ -74,6 +72,26 @@ def external_id_for(raw: bytes, message_id: str | None) -> str:
     if normalized and len(normalized) >= 8:
         return normalized
     return f"<{hashlib.sha256(stable_bytes(raw)).hexdigest()[:32]}@synthetic.hotline>"
+
+
+def scrub(value: Any) -> Any:
+    """Text the database accepts: no NUL (PostgreSQL refuses it) and no lone surrogates (left by
+    undecodable 8-bit header bytes), in strings, lists and dicts alike."""
+    if isinstance(value, str):
+        if value.isascii() and "\x00" not in value:
+            return value
+        text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return text.replace("\x00", "")
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(scrub(v) for v in value)
+    return value
+
+
+def fit(value: str | None, length: int) -> str | None:
+    """`value` scrubbed and cut to a column's length (the Interaction columns are VARCHAR)."""
+    return scrub(value)[:length] or None if value else None
 
 
 def language_hint(parsed: ParsedMessage) -> str | None:
@@ -168,23 +186,33 @@ def _build(
     }
     meta.update({k: v for k, v in optional.items() if v is not None})
     recipients = list(envelope_to or []) or parsed.to
+    sender_email = normalize_email(fit(parsed.from_email, 254))
     return InboundContact(
         channel="email",
-        external_id=external_id,
+        external_id=scrub(external_id),
         kind="email",
-        sender_email=normalize_email(parsed.from_email),
-        sender_name=parsed.from_name,
-        recipient=(recipients[0].lower() if recipients else None),
-        subject=parsed.subject or None,
-        text=parsed.text,
-        html=parsed.html,
-        language_hint=language_hint(parsed),
-        attachments=stored,
-        references=references,
+        sender_email=sender_email if sender_email and "\ufffd" not in sender_email else None,
+        sender_name=fit(parsed.from_name, 200),
+        recipient=fit(recipients[0].lower() if recipients else None, 300),
+        subject=fit(parsed.subject, 500),
+        text=scrub(parsed.text),
+        html=scrub(parsed.html),
+        language_hint=fit(language_hint(parsed), 35),
+        attachments=tuple(_fit_attachment(a) for a in stored),
+        references=scrub(references),
         ticket_ref=ticket_ref,
         ticket_ref_trusted=trusted,
         sender_kind=verdict.sender_kind,
-        meta=meta,
+        meta=scrub(meta),
+    )
+
+
+def _fit_attachment(attachment: InboundAttachment) -> InboundAttachment:
+    return dataclasses.replace(
+        attachment,
+        filename=fit(attachment.filename, 255) or "attachment",
+        content_type=fit(attachment.content_type, 120) or "application/octet-stream",
+        content_id=fit(attachment.content_id, 300),
     )
 
 

@@ -17,6 +17,7 @@ from intake.config import Settings
 from intake.tickets import format_ref
 
 MAX_REFERENCES = 50
+MAX_ID_CHARS = 250  # Interaction.external_id is VARCHAR(300)
 _MSGID = re.compile(r"<([^<>\s]{1,500})>")
 _SIGNED = re.compile(
     r"^<hl\.([a-z]{1,10}-\d{1,10})\.([a-z0-9_-]{1,40})\.([0-9a-f]{16})@([^<>@\s]+)>$"
@@ -32,13 +33,16 @@ _BODY_MARKER = re.compile(r"\{#([A-Za-z]{1,10}-\d{1,10})\.([0-9a-f]{8})#\}")
 
 
 def normalize_message_id(value: str | None) -> str | None:
-    """``<Foo@Bar>`` → ``<foo@bar>``; whitespace dropped; bare ids get brackets; junk → None."""
+    """``<Foo@Bar>`` → ``<foo@bar>``; whitespace dropped; bare ids get brackets; junk (too long,
+    control characters, undecodable bytes) → None."""
     if not value:
         return None
     compact = "".join(str(value).split())
     match = _MSGID.search(compact)
     core = match.group(1) if match else compact.strip("<>")
-    if not core or len(core) > 500 or "<" in core or ">" in core:
+    if not core or len(core) > MAX_ID_CHARS or "<" in core or ">" in core:
+        return None
+    if any("\ud800" <= ch <= "\udfff" or ch < " " for ch in core):
         return None
     return f"<{core.lower()}>"
 

@@ -144,3 +144,32 @@ def test_a_hong_kong_residents_big5_hkscs_mail_is_traditional_chinese(demo, sess
         assert ticket.language == "zh-Hant"
         assert ticket.resident.name == "黃志強"
         assert ticket.interactions[0].body_text == body
+
+
+def test_hostile_bytes_still_file_a_ticket_the_database_accepts(demo, sessions) -> None:
+    """NUL in the body, undecodable 8-bit bytes in ids and addresses, values longer than the
+    columns: PostgreSQL refuses NUL and over-long VARCHARs, so the parser must not pass them on."""
+    long_id = b"<" + b"x" * 400 + b"@example.com>"
+    raw = (
+        b"From: " + "名".encode() * 300 + b"\xff\xfe <>\r\n"
+        b"To: \xb2\xe2\xca\xd4@example.com\r\n"
+        b"Subject: " + b"\xa4\xa4" * 400 + b"\r\n"
+        b"Message-ID: " + long_id + b"\r\n"
+        b"References: <ok@x> <\xff\xfe@x>\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nleak\x00ing \xff pipe\r\n"
+        b"--b\r\nContent-Type: image/"
+        + b"x" * 200
+        + b"\r\nContent-ID: <\xff"
+        + b"c" * 400
+        + b">\r\n"
+        b"Content-Disposition: attachment; filename=p.png\r\n\r\nPNG\r\n--b--\r\n"
+    )
+    contact, receipt = _ingest(demo, sessions, raw, source="smtp")
+    assert "\x00" not in contact.text and "leaking" in contact.text
+    assert contact.external_id.endswith("@synthetic.hotline>")
+    assert contact.references == ("<ok@x>",)
+    with sessions() as s:
+        interaction = s.get(Interaction, receipt.interaction_id)
+        assert interaction.subject and len(interaction.subject) <= 500
+        assert len(interaction.attachments) == 1

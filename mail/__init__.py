@@ -1,0 +1,1 @@
+"""Mail channel: parsing, loop detection and threading (this package) plus the transports."""

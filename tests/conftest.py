@@ -195,3 +195,40 @@ def demo(settings, sessions):  # type: ignore[no-untyped-def]
         seed_demo(session, settings.config)
         session.commit()
     return settings
+
+
+@pytest.fixture(scope="session")
+def dovecot_server():  # type: ignore[no-untyped-def]
+    """A real Dovecot IMAP server for the session (installed from Debian's packages if needed)."""
+    from tests.mail.dovecot import Dovecot, ensure_installed
+
+    reason = ensure_installed()
+    if reason:
+        pytest.skip(reason)
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="hotline-dovecot-"))
+    folder.chmod(0o755)  # Dovecot's mail processes run as nobody when we are root
+    server = Dovecot.start(folder)
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def dovecot(dovecot_server):  # type: ignore[no-untyped-def]
+    """The Dovecot server with alice's INBOX, Processed and Failed folders emptied."""
+    dovecot_server.reset()
+    yield dovecot_server
+    dovecot_server.reset()
+
+
+@pytest.fixture
+def smtp_sink():  # type: ignore[no-untyped-def]
+    """A real aiosmtpd server on a free port that keeps every message it is given (the relay)."""
+    from tests.mail.sink import start_sink
+
+    sink = start_sink()
+    yield sink
+    sink.stop()

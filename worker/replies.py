@@ -1,17 +1,56 @@
-"""Scripted replies (標準用語) composed from the per-language templates; each is written once."""
+"""Acknowledgements: a resident's first email answered in their language, within limits.
+
+Only human senders are acknowledged (the core enqueues this job for them only, and it checks again).
+Limits keep a mail loop or a flood from turning into a flood of our own: at most
+`mail.ack_limit_per_sender_per_hour` acknowledgements to one address per hour, one per sender and
+ticket, none to an address that bounced, and a global breaker (`mail.storm_limit_per_minute`) that
+stops acknowledging during a storm and says so on the ticket, in ChannelHealth and in the log.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+import logging
+from datetime import timedelta
 
-from intake.models import Interaction, OutgoingMessage, Ticket, utcnow
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from intake.models import ContactPoint, Interaction, OutgoingMessage, Ticket, utcnow
 from intake.phrases import render
+from intake.tickets import enqueue_after_commit, record_event
 from worker.context import config, sessions
+
+log = logging.getLogger(__name__)
+
+ACK_TEMPLATE = "ack_email"
+BREAKER_HEALTH = "mail:acknowledgements"
+
+
+def _recent_acks(session: Session, since_minutes: int, to: str | None = None) -> int:
+    query = (
+        select(func.count())
+        .select_from(OutgoingMessage)
+        .where(
+            OutgoingMessage.template == ACK_TEMPLATE,
+            OutgoingMessage.created_at >= utcnow() - timedelta(minutes=since_minutes),
+        )
+    )
+    if to is not None:
+        query = query.where(OutgoingMessage.to == to)
+    return session.scalar(query) or 0
+
+
+def _suppressed(session: Session, ticket: Ticket, reason: str, message: str) -> str:
+    record_event(session, ticket, "ack_suppressed", message, actor="worker", reason=reason)
+    session.commit()
+    return f"not acknowledged: {message}"
 
 
 def acknowledge(ticket_id: int, interaction_id: int) -> str:
     """Acknowledge a resident's first message in their language, on the channel they used."""
+    from mail.health import set_health
+
     cfg = config()
     dedupe_key = f"ack:{interaction_id}"
     with sessions()() as session:
@@ -25,12 +64,59 @@ def acknowledge(ticket_id: int, interaction_id: int) -> str:
             return "nothing to acknowledge"
         if inbound.channel != "email" or not ticket.contact_email:
             return f"no written acknowledgement for {inbound.channel}"
+        if (inbound.meta or {}).get("sender_kind", "human") != "human":
+            return "not a human sender"
+        to = ticket.contact_email
+        if session.scalar(
+            select(ContactPoint.id).where(
+                ContactPoint.kind == "email",
+                ContactPoint.value == to,
+                ContactPoint.unreachable.is_(True),
+            )
+        ):
+            return _suppressed(session, ticket, "unreachable", f"{to} is marked unreachable")
+        if session.scalar(
+            select(OutgoingMessage.id).where(
+                OutgoingMessage.template == ACK_TEMPLATE,
+                OutgoingMessage.ticket_id == ticket.id,
+                OutgoingMessage.to == to,
+            )
+        ):
+            return _suppressed(session, ticket, "per_ticket", f"{to} was already acknowledged")
+        per_hour = int(cfg.mail.get("ack_limit_per_sender_per_hour", 3))
+        if _recent_acks(session, 60, to) >= per_hour:
+            return _suppressed(
+                session, ticket, "per_sender", f"{to} had {per_hour} acknowledgements this hour"
+            )
+        storm = int(cfg.mail.get("storm_limit_per_minute", 60))
+        recent = _recent_acks(session, 1)
+        if recent >= storm:
+            log.error(
+                "acknowledgement breaker open: %d acknowledgements in the last minute (limit %d); "
+                "%s not acknowledged",
+                recent,
+                storm,
+                ticket.ref,
+            )
+            set_health(
+                session,
+                BREAKER_HEALTH,
+                "breaker_open",
+                error=f"{recent} acknowledgements in a minute (limit {storm})",
+                last_suppressed=ticket.ref,
+            )
+            return _suppressed(
+                session,
+                ticket,
+                "storm",
+                f"mail storm: {recent} acknowledgements in the last minute (limit {storm})",
+            )
         language = ticket.language
         dept = (
             ticket.department.name(language)
             if ticket.department
-            else cfg.department("customer_service").names[language]
-        )  # type: ignore[union-attr]
+            else cfg.department("customer_service").names[language]  # type: ignore[union-attr]
+        )
         received = inbound.created_at.astimezone(cfg.timezone).strftime("%Y-%m-%d %H:%M")
         context = {
             "company": cfg.company(language),
@@ -41,22 +127,30 @@ def acknowledge(ticket_id: int, interaction_id: int) -> str:
             "received_at": received,
             "department": dept,
         }
+        references = [str(r) for r in (inbound.meta or {}).get("references") or []]
         message = OutgoingMessage(
             ticket_id=ticket.id,
             channel="email",
-            to=ticket.contact_email,
+            to=to,
             subject=render("ack_email_subject", language, **context),
             body_text=render("ack_email_body", language, **context),
             in_reply_to=inbound.external_id,
-            template="ack_email",
+            references=" ".join([*references, inbound.external_id or ""]).strip() or None,
+            headers={"automatic": True},
+            template=ACK_TEMPLATE,
             dedupe_key=dedupe_key,
             status="queued",
             created_at=utcnow(),
         )
         session.add(message)
         try:
-            session.commit()
+            session.flush()
         except IntegrityError:
             session.rollback()
             return "already acknowledged"
+        enqueue_after_commit(
+            session, "send_email", dedupe_key=f"send:{message.id}", outgoing_id=message.id
+        )
+        set_health(session, BREAKER_HEALTH, "ok")
+        session.commit()
         return f"acknowledgement {message.id} queued"

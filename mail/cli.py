@@ -1,0 +1,188 @@
+"""Mail commands for `hotline`: `poll-imap`, `smtpd`, and `mail replay|quarantine|health`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+
+def _settings() -> Any:
+    from intake.cli import settings_or_exit
+
+    return settings_or_exit()
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    return stop
+
+
+@click.command("poll-imap")
+@click.option("--once", is_flag=True, help="one pass over every mailbox, then exit")
+def poll_imap(once: bool) -> None:
+    """Fetch complaint mail from every IMAP_URL mailbox into tickets."""
+    from imapclient.exceptions import LoginError
+
+    from intake.db import session_factory
+    from mail.imap import pollers
+
+    settings = _settings()
+    _logging()
+    if not settings.imap_urls:
+        click.echo("IMAP_URL is not set: nothing to poll", err=True)
+        sys.exit(2)
+    sessions = session_factory(settings.database_url)
+    found = pollers(settings, sessions)
+    if once:
+        failed = False
+        for poller in found:
+            try:
+                stored = poller.run_once()
+                click.echo(f"{poller.account.key}: {stored} new")
+            except LoginError as exc:
+                click.echo(f"{poller.account.key}: login failed: {exc}", err=True)
+                failed = True
+            except Exception as exc:
+                click.echo(f"{poller.account.key}: {type(exc).__name__}: {exc}", err=True)
+                failed = True
+        sys.exit(1 if failed else 0)
+    stop = _stop_on_signals()
+    threads = [
+        threading.Thread(target=p.run_forever, args=(stop,), name=f"imap {p.account.key}")
+        for p in found
+    ]
+    for thread in threads:
+        thread.start()
+    click.echo(f"polling {len(threads)} mailbox(es); Ctrl-C stops")
+    while not stop.wait(1.0):
+        pass
+    for thread in threads:
+        thread.join()
+
+
+@click.command("smtpd")
+@click.option("--host", default=None, help="default SMTPD_HOST")
+@click.option("--port", type=int, default=None, help="default SMTPD_PORT")
+def smtpd(host: str | None, port: int | None) -> None:
+    """Accept complaint mail over SMTP (MAIL_FROM and mail.aliases only)."""
+    from intake.config import ConfigError
+    from intake.db import session_factory
+    from mail.smtpd import start_listener
+
+    settings = _settings()
+    _logging()
+    try:
+        listener = start_listener(
+            session_factory(settings.database_url), settings, host=host, port=port
+        )
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+    addresses = ", ".join(sorted(listener.handler.accepted))
+    click.echo(f"SMTP listener on {host or settings.smtpd_host}:{listener.port} for {addresses}")
+    stop = _stop_on_signals()
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        listener.stop()
+
+
+@click.group("mail")
+def mail_group() -> None:
+    """Stored inbound mail: quarantine, replay, channel health."""
+
+
+@mail_group.command("replay")
+@click.option("--id", "ids", type=int, multiple=True, help="a stored message id (repeatable)")
+@click.option("--all", "everything", is_flag=True, help="every quarantined or unprocessed message")
+def replay_cmd(ids: tuple[int, ...], everything: bool) -> None:
+    """Process stored messages again (after a parser fix, or a quarantine reason resolved)."""
+    from intake.db import session_factory
+    from mail.store import replay
+
+    if not ids and not everything:
+        click.echo("say which: --id N or --all", err=True)
+        sys.exit(2)
+    settings = _settings()
+    results = replay(
+        session_factory(settings.database_url), settings, ids, everything_quarantined=everything
+    )
+    for raw_id, outcome in results:
+        click.echo(f"{raw_id}: {outcome}")
+    if any(outcome.startswith(("quarantined", "not now", "no such")) for _, outcome in results):
+        sys.exit(1)
+
+
+@mail_group.command("quarantine")
+@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text")
+def quarantine_cmd(fmt: str) -> None:
+    """List quarantined messages with their reasons."""
+    from intake.cli import emit
+    from intake.db import session_scope
+    from intake.models import RawMessage
+
+    settings = _settings()
+    with session_scope(settings.database_url) as session:
+        rows = [
+            {
+                "id": r.id,
+                "source": r.source,
+                "mailbox": r.mailbox,
+                "message_id": r.message_id,
+                "size": r.size,
+                "received_at": r.received_at.isoformat(),
+                "reason": r.reason,
+            }
+            for r in session.scalars(
+                select(RawMessage).where(RawMessage.status == "quarantined").order_by(RawMessage.id)
+            )
+        ]
+    emit(rows, fmt)
+
+
+@mail_group.command("health")
+@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text")
+def health_cmd(fmt: str) -> None:
+    """What each mail channel last did (pollers, acknowledgement breaker)."""
+    from intake.cli import emit
+    from intake.db import session_scope
+    from intake.models import ChannelHealth
+
+    settings = _settings()
+    with session_scope(settings.database_url) as session:
+        rows = [
+            {
+                "name": h.name,
+                "status": h.status,
+                "last_ok_at": h.last_ok_at.isoformat() if h.last_ok_at else None,
+                "last_error_at": h.last_error_at.isoformat() if h.last_error_at else None,
+                "last_error": h.last_error,
+                "consecutive_failures": h.consecutive_failures,
+                "detail": h.detail,
+            }
+            for h in session.scalars(select(ChannelHealth).order_by(ChannelHealth.name))
+        ]
+    emit(rows, fmt)
+
+
+def commands() -> list[click.Command]:
+    return [poll_imap, smtpd, mail_group]

@@ -1,0 +1,151 @@
+"""The inbound SMTP listener (`hotline smtpd`): accept complaint mail, store it, answer 250.
+
+Recipients are checked at RCPT time (only MAIL_FROM and the configured `mail.aliases`; 550 5.1.1 for
+anything else), the size is limited (552), STARTTLS is offered when SMTPD_TLS_CERT/SMTPD_TLS_KEY name
+a certificate. `250` is answered only once the raw bytes and the job that will parse them are
+committed; any failure answers `451 4.3.0` so the sending server keeps the message and retries
+(aiosmtpd's default for an exception is a permanent 500, which would bounce a resident's mail).
+Parsing happens later in a worker: acknowledge fast, parse later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from intake.config import ConfigError, Settings
+from intake.phones import normalize_email
+from mail.store import max_message_bytes, store_message
+
+log = logging.getLogger(__name__)
+
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
+
+
+def accepted_addresses(settings: Settings) -> frozenset[str]:
+    from email.utils import parseaddr
+
+    addresses = [parseaddr(settings.mail_from)[1] or settings.mail_from]
+    addresses += [str(a) for a in settings.config.mail.get("aliases") or []]
+    return frozenset(filter(None, (normalize_email(a) for a in addresses)))
+
+
+def tls_context_from_env() -> ssl.SSLContext | None:
+    """A server context when SMTPD_TLS_CERT (and SMTPD_TLS_KEY, unless the cert file holds it) is set."""
+    cert = os.environ.get("SMTPD_TLS_CERT")
+    key = os.environ.get("SMTPD_TLS_KEY") or None
+    if not cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"SMTPD_TLS_CERT: expected a readable PEM certificate and key, got {cert!r} ({exc})"
+        ) from None
+    return context
+
+
+class ComplaintHandler:
+    """aiosmtpd handler: validate at the edge, store durably, then say 250."""
+
+    def __init__(self, sessions: sessionmaker[DbSession], settings: Settings) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.accepted = accepted_addresses(settings)
+        self.max_bytes = max_message_bytes(settings.config)
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if normalize_email(address) not in self.accepted:
+            return "550 5.1.1 Recipient rejected: no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        if len(raw) > self.max_bytes:
+            return "552 5.3.4 Message too big for this mailbox"
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        try:
+            raw_id = await asyncio.get_running_loop().run_in_executor(
+                None, self._store, raw, envelope.mail_from, list(envelope.rcpt_tos), peer
+            )
+        except Exception:
+            log.exception("could not store mail from %s; answered 451", envelope.mail_from)
+            return TEMPORARY_FAILURE
+        return f"250 2.0.0 Queued as {raw_id}"
+
+    def _store(self, raw: bytes, mail_from: str | None, rcpt_tos: list[str], peer: str) -> int:
+        with self.sessions() as db:
+            stored = store_message(
+                db,
+                raw,
+                source="smtp",
+                envelope_from=mail_from or "",
+                envelope_to=rcpt_tos,
+            )
+            db.commit()
+        log.info("stored mail %s from %s via %s", stored.raw_id, mail_from, peer)
+        return stored.raw_id
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("SMTP session failed (%s: %s); answered 451", type(error).__name__, error)
+        return TEMPORARY_FAILURE
+
+
+@dataclass
+class Listener:
+    controller: Controller
+    handler: ComplaintHandler
+
+    @property
+    def port(self) -> int:
+        return int(self.controller.port)
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def start_listener(
+    sessions: sessionmaker[DbSession],
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    tls_context: ssl.SSLContext | None = None,
+    **smtp_options: Any,
+) -> Listener:
+    """Start the listener in a background thread (what `hotline smtpd` and the tests run)."""
+    handler = ComplaintHandler(sessions, settings)
+    context = tls_context if tls_context is not None else tls_context_from_env()
+    controller = Controller(
+        handler,
+        hostname=host or settings.smtpd_host,
+        port=port if port is not None else settings.smtpd_port,
+        data_size_limit=handler.max_bytes,
+        enable_SMTPUTF8=True,
+        tls_context=context,
+        require_starttls=False,
+        ident="Hotline complaint mailbox",
+        **smtp_options,
+    )
+    controller.start()
+    return Listener(controller, handler)

@@ -1,0 +1,273 @@
+"""Store first, parse later: inbound mail is a `RawMessage` row before anything else happens.
+
+Both transports (IMAP, SMTP) call `store_message` inside their own transaction, which also writes an
+outbox row `process_raw_message`; only after that commit do they let go of the message (IMAP moves
+it, SMTP answers 250). Processing (`process_stored`) parses the bytes into an `InboundContact` and
+hands it to `intake.service.receive`; both steps are idempotent, so running it twice is harmless.
+A message that cannot be processed is quarantined with its reason and replayed later; nothing is
+ever deleted here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from intake.config import HotlineConfig, Settings
+from intake.models import Outbox, RawMessage, utcnow
+from intake.service import receive
+from intake.tickets import enqueue_after_commit
+
+log = logging.getLogger(__name__)
+
+PROCESS_JOB = "process_raw_message"
+DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+QUARANTINE_HEAD_BYTES = 64 * 1024
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_MESSAGE_ID = re.compile(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+class TransientFailure(Exception):
+    """Processing could not finish for a reason that will pass (database unreachable...)."""
+
+
+def max_message_bytes(config: HotlineConfig) -> int:
+    return int(config.mail.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES))
+
+
+def header_message_id(raw: bytes) -> str | None:
+    """The normalized Message-ID from the header block, without parsing the whole message."""
+    from mail.threads import normalize_message_id
+
+    match = _HEADER_END.search(raw)
+    head = raw[: match.start()] if match else raw[:QUARANTINE_HEAD_BYTES]
+    found = _MESSAGE_ID.search(head)
+    if not found:
+        return None
+    return normalize_message_id(found.group(1).decode("latin-1"))
+
+
+@dataclass(frozen=True)
+class Stored:
+    raw_id: int
+    created: bool
+
+
+def store_message(
+    session: Session,
+    raw: bytes,
+    *,
+    source: str,
+    mailbox: str | None = None,
+    uidvalidity: int | None = None,
+    uid: int | None = None,
+    envelope_from: str | None = None,
+    envelope_to: Sequence[str] = (),
+    process_delay: timedelta = timedelta(0),
+    quarantine_reason: str | None = None,
+) -> Stored:
+    """Add the raw bytes (and the job that will process them) to `session`; the caller commits.
+
+    The same transport key (mailbox, UIDVALIDITY, UID) or the exact same bytes already stored give
+    back the first copy: a re-fetch after a crash or a re-delivery stores nothing new.
+    `quarantine_reason` stores the message already quarantined (too large to process).
+    """
+    digest = hashlib.sha256(raw).hexdigest()
+    if mailbox is not None and uid is not None:
+        existing = session.scalar(
+            select(RawMessage.id).where(
+                RawMessage.mailbox == mailbox,
+                RawMessage.uidvalidity == uidvalidity,
+                RawMessage.uid == uid,
+            )
+        )
+        if existing is not None:
+            return Stored(existing, False)
+    existing = session.scalar(
+        select(RawMessage.id).where(RawMessage.sha256 == digest).order_by(RawMessage.id).limit(1)
+    )
+    if existing is not None:
+        return Stored(existing, False)
+    now = utcnow()
+    row = RawMessage(
+        source=source,
+        mailbox=mailbox,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        envelope_from=(envelope_from or None) and envelope_from[:300],
+        envelope_to=list(envelope_to),
+        sha256=digest,
+        message_id=(header_message_id(raw) or "")[:300] or None,
+        raw=raw if quarantine_reason is None else raw[:QUARANTINE_HEAD_BYTES],
+        size=len(raw),
+        status="stored" if quarantine_reason is None else "quarantined",
+        reason=quarantine_reason,
+        received_at=now,
+    )
+    session.add(row)
+    session.flush()
+    if quarantine_reason is None:
+        enqueue_after_commit(
+            session,
+            PROCESS_JOB,
+            dedupe_key=process_dedupe_key(row.id),
+            available_at=now + process_delay,
+            raw_id=row.id,
+        )
+    return Stored(row.id, True)
+
+
+def process_dedupe_key(raw_id: int) -> str:
+    return f"mail:{raw_id}"
+
+
+def _transport_key(row: RawMessage) -> str:
+    if row.source == "imap":
+        return f"imap:{row.mailbox}:{row.uidvalidity}:{row.uid}"
+    return f"{row.source}:{row.id}"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def quarantine(sessions: sessionmaker[Session], raw_id: int, reason: str) -> None:
+    with sessions() as session:
+        session.execute(
+            update(RawMessage)
+            .where(RawMessage.id == raw_id)
+            .values(status="quarantined", reason=reason[:4000], processed_at=utcnow())
+        )
+        _finish_outbox_row(session, raw_id)
+        session.commit()
+    log.warning("mail %s quarantined: %s", raw_id, reason)
+
+
+def _finish_outbox_row(session: Session, raw_id: int) -> None:
+    """The safety-net job of a message handled inline has nothing left to do."""
+    session.execute(
+        update(Outbox)
+        .where(Outbox.dedupe_key == process_dedupe_key(raw_id), Outbox.status == "pending")
+        .values(status="done", done_at=utcnow())
+    )
+
+
+def process_stored(
+    sessions: sessionmaker[Session], settings: Settings, raw_id: int, *, replay: bool = False
+) -> str:
+    """Parse one stored message and hand it to intake. Raises `TransientFailure` when the database
+    is unreachable (the job is retried); quarantines on anything a retry would not fix."""
+    from mail.contact import UnparseableMessage, message_to_contact
+    from mail.outgoing import record_bounce
+
+    try:
+        with sessions() as session:
+            row = session.get(RawMessage, raw_id)
+            if row is None:
+                return "no such message"
+            if row.status == "processed" and not replay:
+                return "already processed"
+            if row.status == "quarantined" and not replay:
+                return f"quarantined: {row.reason}"
+            if row.size > len(row.raw):
+                return f"kept in quarantine: {row.reason}"
+            raw, source = row.raw, row.source
+            envelope_to = [str(a) for a in row.envelope_to or []]
+            transport_key = _transport_key(row)
+    except Exception as exc:
+        if _is_transient(exc):
+            raise TransientFailure(str(exc)) from exc
+        raise
+    try:
+        contact = message_to_contact(
+            raw,
+            settings=settings,
+            source="imap" if source == "imap" else "smtp",
+            transport_key=transport_key,
+            envelope_to=envelope_to,
+        )
+    except UnparseableMessage as exc:
+        quarantine(sessions, raw_id, f"unparseable: {getattr(exc, 'reason', None) or exc}")
+        return "quarantined"
+    except OSError as exc:
+        raise TransientFailure(f"could not store attachments: {exc}") from exc
+    except Exception as exc:
+        log.exception("parser failed on mail %s", raw_id)
+        quarantine(sessions, raw_id, f"parser failed: {type(exc).__name__}: {exc}")
+        return "quarantined"
+    try:
+        receipt = receive(sessions, contact, settings.config)
+    except Exception as exc:
+        if _is_transient(exc):
+            raise TransientFailure(str(exc)) from exc
+        log.exception("intake refused mail %s", raw_id)
+        quarantine(sessions, raw_id, f"intake failed: {type(exc).__name__}: {exc}")
+        return "quarantined"
+    try:
+        with sessions() as session:
+            bounce = (contact.meta or {}).get("bounce")
+            if bounce:
+                record_bounce(session, settings, bounce, receipt.ticket_id)
+            session.execute(
+                update(RawMessage)
+                .where(RawMessage.id == raw_id)
+                .values(
+                    status="processed",
+                    reason=None,
+                    classification=contact.sender_kind,
+                    interaction_id=receipt.interaction_id,
+                    processed_at=utcnow(),
+                )
+            )
+            _finish_outbox_row(session, raw_id)
+            session.commit()
+    except Exception as exc:
+        if _is_transient(exc):
+            raise TransientFailure(str(exc)) from exc
+        raise
+    what = "duplicate of" if receipt.duplicate else "new ticket" if receipt.created_ticket else "on"
+    return f"{contact.sender_kind} mail {what} {receipt.ticket_ref}"
+
+
+def process_raw_message(raw_id: int) -> str:
+    """RQ job: process one stored message (a transient failure raises, so it is retried)."""
+    from worker.context import sessions, settings
+
+    return process_stored(sessions(), settings(), raw_id)
+
+
+def replay(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    ids: Iterable[int] = (),
+    *,
+    everything_quarantined: bool = False,
+) -> list[tuple[int, str]]:
+    """Process quarantined (or given) messages again, e.g. after a parser fix."""
+    chosen = list(ids)
+    if everything_quarantined:
+        with sessions() as session:
+            chosen += list(
+                session.scalars(
+                    select(RawMessage.id)
+                    .where(RawMessage.status.in_(("quarantined", "stored")))
+                    .order_by(RawMessage.id)
+                )
+            )
+    results = []
+    for raw_id in dict.fromkeys(chosen):
+        try:
+            results.append((raw_id, process_stored(sessions, settings, raw_id, replay=True)))
+        except TransientFailure as exc:
+            results.append((raw_id, f"not now, try again: {exc}"))
+    return results

@@ -1,0 +1,146 @@
+"""A throwaway Dovecot from Debian's packages for the IMAP tests and the mail benchmark.
+
+Started with run_dovecot.sh beside this file (a copy of shared/tools/run_dovecot.sh); installed
+with apt-get when missing and we are root; `ensure_installed()` says why it cannot be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from imapclient import IMAPClient
+
+DOVECOT = Path("/usr/sbin/dovecot")
+RUN_SCRIPT = Path(__file__).with_name("run_dovecot.sh")  # a copy of shared/tools/run_dovecot.sh
+USER, PASSWORD = "alice", "secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_installed() -> str | None:
+    """None when Dovecot is there (installing it if we may), else why it cannot be."""
+    if DOVECOT.exists() and shutil.which("doveadm"):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "dovecot-imapd is not installed and we are not root on Debian to install it"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True)
+    done = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "dovecot-imapd"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0 or not DOVECOT.exists():
+        return f"apt-get install dovecot-imapd failed: {done.stderr.strip()[-300:]}"
+    return None
+
+
+@dataclass
+class Dovecot:
+    folder: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls, folder: Path) -> Dovecot:
+        if not RUN_SCRIPT.exists():
+            raise RuntimeError(f"{RUN_SCRIPT} is missing")
+        port = free_port()
+        log = open(folder / "stdout.log", "wb")  # noqa: SIM115 - kept open for the process
+        process = subprocess.Popen(
+            ["sh", str(RUN_SCRIPT), str(folder), str(port)], stdout=log, stderr=log
+        )
+        server = cls(folder, port, process)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"dovecot exited: {(folder / 'dovecot.log').read_text()[-500:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return server
+            except OSError:
+                time.sleep(0.05)
+        server.stop()
+        raise RuntimeError("dovecot did not start listening within 30 s")
+
+    @property
+    def url(self) -> str:
+        return f"imap://{USER}:{PASSWORD}@127.0.0.1:{self.port}/INBOX"
+
+    def doveadm(self, *args: str) -> str:
+        done = subprocess.run(
+            ["doveadm", "-c", str(self.folder / "dovecot.conf"), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"doveadm {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def client(self) -> IMAPClient:
+        client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=30)
+        client.login(USER, PASSWORD)
+        return client
+
+    def append(
+        self, *messages: bytes, folder: str = "INBOX", flags: tuple[bytes, ...] = ()
+    ) -> None:
+        with self.client() as client:
+            for raw in messages:
+                client.append(folder, raw, flags=flags)
+
+    def messages(self, folder: str = "INBOX") -> dict[int, dict[bytes, object]]:
+        """UID → {BODY[], FLAGS} of every message in `folder` (peeked, flags untouched)."""
+        with self.client() as client:
+            client.select_folder(folder, readonly=True)
+            uids = client.search(["ALL"])
+            return client.fetch(uids, ["BODY.PEEK[]", "FLAGS"]) if uids else {}
+
+    def count(self, folder: str = "INBOX") -> int:
+        with self.client() as client:
+            return int(client.folder_status(folder, [b"MESSAGES"])[b"MESSAGES"])
+
+    def uidvalidity(self, folder: str = "INBOX") -> int:
+        with self.client() as client:
+            return int(client.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"])
+
+    def set_uidvalidity(self, value: int, folder: str = "INBOX") -> None:
+        self.doveadm("mailbox", "update", "-u", USER, "--uid-validity", str(value), folder)
+
+    def kick(self) -> None:
+        """Drop every connection of the test user (a dropped connection, server side)."""
+        done = subprocess.run(
+            ["doveadm", "-c", str(self.folder / "dovecot.conf"), "kick", USER],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0 and done.stderr.strip():
+            raise RuntimeError(f"doveadm kick: {done.stderr.strip()}")
+
+    def reset(self) -> None:
+        for folder in ("INBOX", "Processed", "Failed"):
+            with contextlib.suppress(RuntimeError):
+                self.doveadm("expunge", "-u", USER, "mailbox", folder, "all")
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self.doveadm("stop")
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from intake.models import Ticket, utcnow
 from intake.routing import TicketFacts, decide, sla_due_times
-from intake.tickets import department_by_code, record_event
+from intake.tickets import department_by_code, enqueue_after_commit, record_event
 from worker.context import config, sessions
 
 log = logging.getLogger(__name__)
@@ -70,18 +70,40 @@ def route_ticket(ticket_id: int) -> str:
             reasons=list(decision.reasons),
             notify=list(decision.notify),
         )
+        enqueue_after_commit(
+            session,
+            "notify_department",
+            queue="urgent" if decision.priority in ("P1", "P2") else "default",
+            dedupe_key=f"notify:routed:{ticket_id}",
+            ticket_id=ticket_id,
+            reason="routed",
+        )
         session.commit()
         return f"routed to {dept.code} by {decision.rule}"
 
 
 def _registry() -> dict[str, Callable[..., Any]]:
     from voice.recordings import fetch_recording
+    from worker.callbacks import callback_call_ended, place_callback
+    from worker.notify import notify_department, page_escalate, page_step, send_department_digests
     from worker.replies import acknowledge
+    from worker.scripted import send_scripted_reply
+    from worker.sla import sla_sweep
+    from worker.sms import send_sms
 
     return {
         "route_ticket": route_ticket,
         "acknowledge": acknowledge,
         "fetch_recording": fetch_recording,
+        "notify_department": notify_department,
+        "send_department_digests": send_department_digests,
+        "page_step": page_step,
+        "page_escalate": page_escalate,
+        "send_scripted_reply": send_scripted_reply,
+        "place_callback": place_callback,
+        "callback_call_ended": callback_call_ended,
+        "sla_sweep": sla_sweep,
+        "send_sms": send_sms,
     }
 
 

@@ -1,0 +1,159 @@
+"""Running the real relay and real RQ workers at a chosen moment (the controllable clock)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from redis import Redis
+from rq import SimpleWorker
+from twilio.http import HttpClient
+from twilio.http.response import Response
+
+from intake.config import get_settings
+from intake.db import session_factory
+from worker import clock
+from worker.outbox import relay_once
+from worker.queues import all_queues
+
+
+def run_jobs(conn: Redis, now: datetime, *, max_rounds: int = 30) -> None:
+    """Relay every outbox row due at `now` and run it in a real RQ worker that sees `now`."""
+    settings = get_settings()
+    sessions = session_factory(settings.database_url)
+    with clock.frozen(now):
+        for _ in range(max_rounds):
+            moved = relay_once(sessions, conn, settings.database_url, now=now)
+            queued = sum(q.count for q in all_queues(conn))
+            if not moved and not queued:
+                return
+            SimpleWorker(all_queues(conn), connection=conn).work(burst=True, with_scheduler=False)
+
+
+class FakeTwilio(HttpClient):
+    """Twilio's REST API as it answers: calls are created (201), listed, rate-limited (429),
+    fail (5xx), or are created while the answer is lost on the way back."""
+
+    def __init__(self) -> None:
+        super().__init__(logger=None, is_async=False)  # type: ignore[arg-type]
+        self.requests: list[dict[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []
+        self.script: list[str] = []
+
+    def request(
+        self,
+        method,
+        uri,
+        params=None,
+        data=None,
+        headers=None,
+        auth=None,
+        timeout=None,
+        allow_redirects=False,
+    ):  # type: ignore[no-untyped-def]
+        self.requests.append({"method": method, "uri": uri, "params": params, "data": data})
+        if method == "GET" and uri.endswith("/Calls.json"):
+            to = (params or {}).get("To")
+            found = [c for c in self.calls if to in (None, c["to"])]
+            return Response(
+                200,
+                json.dumps(
+                    {
+                        "calls": found,
+                        "page": 0,
+                        "page_size": 50,
+                        "uri": uri,
+                        "first_page_uri": uri,
+                        "next_page_uri": None,
+                        "previous_page_uri": None,
+                        "start": 0,
+                        "end": len(found),
+                    }
+                ),
+            )
+        if method == "POST" and uri.endswith("/Calls.json"):
+            step = self.script.pop(0) if self.script else "201"
+            if step == "429":
+                return Response(
+                    429,
+                    json.dumps(
+                        {
+                            "code": 20429,
+                            "message": "Too Many Requests",
+                            "more_info": "https://www.twilio.com/docs/errors/20429",
+                            "status": 429,
+                        }
+                    ),
+                )
+            if step == "503":
+                return Response(
+                    503,
+                    json.dumps(
+                        {
+                            "code": 20500,
+                            "message": "Service Unavailable",
+                            "more_info": "https://www.twilio.com/docs/errors/20500",
+                            "status": 503,
+                        }
+                    ),
+                )
+            if step == "21211":
+                return Response(
+                    400,
+                    json.dumps(
+                        {
+                            "code": 21211,
+                            "message": f"The 'To' number {data['To']} is not a valid phone number.",
+                            "more_info": "https://www.twilio.com/docs/errors/21211",
+                            "status": 400,
+                        }
+                    ),
+                )
+            call = self._create(data)
+            if step == "lost":
+                raise_lost()
+            return Response(201, json.dumps(call))
+        if method == "POST" and uri.endswith("/Messages.json"):
+            sid = f"SM{len(self.requests):032d}"
+            return Response(
+                201,
+                json.dumps(
+                    {
+                        "sid": sid,
+                        "status": "queued",
+                        "to": data["To"],
+                        "from": data["From"],
+                        "body": data["Body"],
+                    }
+                ),
+            )
+        return Response(404, json.dumps({"code": 20404, "message": "not found", "status": 404}))
+
+    def _create(self, data: dict[str, Any]) -> dict[str, Any]:
+        from email.utils import format_datetime
+
+        from intake.models import utcnow
+
+        sid = f"CA{len(self.calls) + 1:032x}"
+        now = format_datetime(utcnow().replace(microsecond=0))
+        call = {
+            "sid": sid,
+            "account_sid": "AC" + "a" * 32,
+            "to": data["To"],
+            "from": data["From"],
+            "status": "queued",
+            "direction": "outbound-api",
+            "date_created": now,
+            "date_updated": now,
+            "start_time": None,
+            "uri": f"/2010-04-01/Accounts/AC{'a' * 32}/Calls/{sid}.json",
+        }
+        self.calls.append(call)
+        return call
+
+
+def raise_lost() -> None:
+    import requests
+
+    raise requests.exceptions.ReadTimeout("Read timed out. (read timeout=15)")

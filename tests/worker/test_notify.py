@@ -1,0 +1,125 @@
+"""Department notification: emails, the low-priority digest, and the emergency on-call page."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from redis import Redis
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from intake.models import Call, DepartmentNotification, Event, OutgoingMessage, Page, Ticket
+from intake.service import receive
+from tests.factories import call_contact, email_contact
+from tests.worker.helpers import run_jobs
+
+NOW = datetime(2026, 11, 30, 10, 0).astimezone()
+
+
+def _messages(sessions, **where):
+    with sessions() as s:
+        query = select(OutgoingMessage).order_by(OutgoingMessage.id)
+        for key, value in where.items():
+            query = query.where(getattr(OutgoingMessage, key) == value)
+        return list(s.scalars(query))
+
+
+def test_a_routed_repair_emails_engineering_once_with_the_reason(demo, sessions, redis_url):
+    conn = Redis.from_url(redis_url)
+    receipt = receive(sessions, email_contact(), demo.config)
+    run_jobs(conn, NOW)
+    run_jobs(conn, NOW)
+    [mail] = _messages(sessions, template="notify_department_email")
+    assert mail.to == "engineering@example.com"
+    assert "HL-" in mail.subject and "新個案" in mail.subject
+    assert "rule 'repairs' matched" in mail.body_text
+    from worker.notify import notify_department
+
+    assert notify_department(receipt.ticket_id, "routed") == "notified nobody new"
+    assert len(_messages(sessions, template="notify_department_email")) == 1
+
+
+def test_low_priority_cases_wait_for_one_digest_per_department(demo, sessions, redis_url):
+    conn = Redis.from_url(redis_url)
+    for n in range(2):
+        receive(
+            sessions,
+            email_contact(subject=f"發票 {n}", text="請問管理費發票幾時寄出？"),
+            demo.config,
+        )
+    run_jobs(conn, NOW)
+    assert _messages(sessions, template="notify_department_email") == []
+    from worker.notify import send_department_digests
+
+    assert send_department_digests() == "1 digest(s) queued"
+    assert send_department_digests() == "0 digest(s) queued"
+    [digest] = _messages(sessions, template="notify_digest_email")
+    assert digest.to == "billing@example.com" and "2 宗" in digest.subject
+    with sessions() as s:
+        rows = s.scalars(select(DepartmentNotification)).all()
+        assert {r.outgoing_message_id for r in rows} == {digest.id}
+
+
+def _emergency(sessions, demo, conn):
+    receipt = receive(sessions, call_contact(text="", category_hint="emergency"), demo.config)
+    run_jobs(conn, NOW)
+    with sessions() as s:
+        page = s.scalar(select(Page).where(Page.ticket_id == receipt.ticket_id))
+        return receipt.ticket_id, page
+
+
+def test_an_emergency_nobody_acknowledges_walks_the_whole_on_call_chain(demo, sessions, redis_url):
+    conn = Redis.from_url(redis_url)
+    ticket_id, page = _emergency(sessions, demo, conn)
+    chain = ["+886912345001", "+886912345002", "+886912345101"]
+    assert page.chain == chain
+    moment = NOW
+    for _ in chain:
+        moment += timedelta(seconds=121)
+        run_jobs(conn, moment)
+    with sessions() as s:
+        page = s.get(Page, page.id)
+        calls = s.scalars(select(Call).where(Call.purpose == "page").order_by(Call.id)).all()
+        kinds = [e.kind for e in s.scalars(select(Event).where(Event.ticket_id == ticket_id))]
+    assert page.status == "exhausted"
+    assert [c.to_number for c in calls] == chain
+    assert all(
+        c.meta["url"] == f"https://hotline.example.com/voice/page?page={page.id}" for c in calls
+    )
+    assert [m.to for m in _messages(sessions, template="notify_page_sms")] == chain
+    assert kinds.count("page_called") == 3 and kinds.count("page_escalated") == 2
+    assert "page_unacknowledged" in kinds
+    alarm = _messages(sessions, template="notify_department_email")
+    recipients = " ".join(m.to for m in alarm)
+    assert "management@example.com" in recipients and "supervisor@hotline.localhost" in recipients
+    run_jobs(conn, moment + timedelta(hours=1))
+    with sessions() as s:
+        assert len(s.scalars(select(Call).where(Call.purpose == "page")).all()) == 3
+
+
+def _signed_post(client, settings, path, form):
+    url = settings.public_base_url + path
+    signature = RequestValidator(settings.webhook_auth_token).compute_signature(url, form)
+    return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+
+
+def test_pressing_1_acknowledges_the_page_and_stops_the_chain(demo, sessions, redis_url):
+    from web.app import create_app
+
+    conn = Redis.from_url(redis_url)
+    ticket_id, page = _emergency(sessions, demo, conn)
+    client = create_app(settings=demo).test_client()
+    path = f"/voice/page?page={page.id}"
+    prompt = _signed_post(client, demo, path, {"CallSid": "CA1", "To": "+886912345001"})
+    assert (
+        prompt.status_code == 200 and b"<Gather" in prompt.data and "確認收到請按1" in prompt.text
+    )
+    assert client.post(path, data={"Digits": "1"}).status_code == 403, "unsigned is refused"
+    acked = _signed_post(client, demo, path, {"Digits": "1", "To": "+886912345001"})
+    assert acked.status_code == 200 and "已確認" in acked.text
+    run_jobs(conn, NOW + timedelta(minutes=10))
+    with sessions() as s:
+        page = s.get(Page, page.id)
+        assert (page.status, page.acknowledged_by) == ("acknowledged", "+886912345001")
+        assert len(s.scalars(select(Call).where(Call.purpose == "page")).all()) == 1
+        assert s.get(Ticket, ticket_id).first_responded_at is not None

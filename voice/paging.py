@@ -1,0 +1,128 @@
+"""Two small public routes owned by the worker side:
+
+- `/voice/page?page=<id>`: the TwiML an on-call person hears when paged; pressing 1 acknowledges
+  the page and stops the chain. Requests must carry a valid X-Twilio-Signature.
+- `/followup/<token>`: the one-click answers in a follow-up / survey email (signed tokens).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, g, request
+from sqlalchemy import update
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import VoiceResponse
+
+from intake.config import Settings
+from intake.lifecycle import read_follow_up_token, record_follow_up_answer
+from intake.models import Callback, Page, Ticket, utcnow
+from intake.phrases import render, spoken_ref
+from intake.tickets import record_event
+
+bp = Blueprint("paging", __name__)
+
+SAY_LANGUAGES = {"zh-Hant": "cmn-TW", "zh-Hans": "cmn-CN", "en": "en-US"}
+
+
+def _settings() -> Settings:
+    return current_app.config["HOTLINE_SETTINGS"]
+
+
+def _signed_by_twilio(settings: Settings) -> bool:
+    """Validate against PUBLIC_BASE_URL + the raw path and query, as Twilio signed it."""
+    signature = request.headers.get("X-Twilio-Signature", "")
+    raw_query = request.query_string.decode("latin-1")
+    url = (
+        settings.public_base_url.rstrip("/") + request.path + (f"?{raw_query}" if raw_query else "")
+    )
+    params = request.form.to_dict(flat=True) if request.method == "POST" else {}
+    return RequestValidator(settings.webhook_auth_token).validate(url, params, signature)
+
+
+def _twiml(response: VoiceResponse) -> Response:
+    return Response(str(response), mimetype="application/xml")
+
+
+def acknowledge_page(page_id: int, by: str | None) -> bool:
+    """Someone on call pressed 1: stop the chain (the first acknowledgement wins)."""
+    session = g.db
+    changed = session.execute(
+        update(Page)
+        .where(Page.id == page_id, Page.status == "paging")
+        .values(status="acknowledged", acknowledged_by=by, acknowledged_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed:
+        page = session.get(Page, page_id)
+        ticket = session.get(Ticket, page.ticket_id)
+        record_event(
+            session,
+            ticket,
+            "page_acknowledged",
+            f"acknowledged by {by or 'unknown'}",
+            actor=by or "on-call",
+            page_id=page_id,
+        )
+        if ticket.first_responded_at is None:
+            ticket.first_responded_at = utcnow()
+    session.commit()
+    return bool(changed)
+
+
+@bp.route("/voice/page", methods=["GET", "POST"])
+def page_twiml() -> Response:
+    settings = _settings()
+    if not _signed_by_twilio(settings):
+        abort(403)
+    language = settings.config.default_language
+    say = SAY_LANGUAGES.get(language, "cmn-TW")
+    response = VoiceResponse()
+    page_id = request.args.get("page", "")
+    page = g.db.get(Page, int(page_id)) if page_id.isdigit() else None
+    if page is None:
+        response.hangup()
+        return _twiml(response)
+    digits = request.form.get("Digits") or request.args.get("Digits")
+    if digits == "1":
+        acknowledge_page(page.id, request.form.get("To") or request.form.get("Called"))
+        response.say(render("notify_page_acknowledged_voice", language), language=say)
+        response.hangup()
+        return _twiml(response)
+    ticket = g.db.get(Ticket, page.ticket_id)
+    category = settings.config.category(ticket.category)
+    location = f"{ticket.unit.building.name} {ticket.unit.label}" if ticket.unit else ""
+    prompt = render(
+        "notify_page_voice",
+        language,
+        ref_spoken=spoken_ref(ticket.ref or "", language),
+        category=category.names.get(language) if category else ticket.category,
+        location=location,
+    )
+    gather = response.gather(
+        num_digits=1, action=f"/voice/page?page={page.id}", method="POST", timeout=8
+    )
+    gather.say(prompt, language=say)
+    gather.say(prompt, language=say)
+    response.say(render("notify_page_unanswered_voice", language), language=say)
+    response.hangup()
+    return _twiml(response)
+
+
+@bp.get("/followup/<token>")
+def follow_up_answer(token: str) -> tuple[str, int, dict[str, str]]:
+    settings = _settings()
+    headers = {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}
+    parsed = read_follow_up_token(settings.secret_key, token)
+    callback = g.db.get(Callback, parsed[0]) if parsed else None
+    if parsed is None or callback is None:
+        language = settings.config.default_language
+        return render("survey_answer_invalid", language), 404, headers
+    answer = parsed[1]
+    language = callback.ticket.language
+    record_follow_up_answer(g.db, callback, answer, actor=f"resident via email ({callback.email})")
+    g.db.commit()
+    label = (
+        render(f"survey_answer_label_{answer}", language)
+        if answer in ("fixed", "not_fixed")
+        else f"{answer}/5"
+    )
+    return render("survey_answer_thanks", language, answer=label), 200, headers

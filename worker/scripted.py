@@ -1,0 +1,198 @@
+"""Scripted replies (標準用語) for each event, channel and language, each sent at most once.
+
+Templates: `intake/templates/<lang>/reply_<event>_email_subject.txt`, `..._email_body.txt`,
+`reply_<event>_sms.txt` and `reply_<event>_voice.txt` (the survey uses `survey_...`). The console
+lists the same files as canned replies (`canned_replies`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from intake.config import HotlineConfig, Settings
+from intake.lifecycle import follow_up_token
+from intake.models import Callback, ContactPoint, Interaction, OutgoingMessage, Ticket, utcnow
+from intake.phrases import TEMPLATE_DIR, render, spoken_ref
+from intake.tickets import enqueue_after_commit
+from worker.context import config, sessions, settings
+
+EVENTS = (
+    "received",
+    "routed",
+    "need_more_info",
+    "resolved",
+    "callback_scheduled",
+    "callback_missed",
+    "survey",
+)
+CHANNELS = ("email", "sms", "voice")
+
+
+def template_base(event: str) -> str:
+    return "survey" if event == "survey" else f"reply_{event}"
+
+
+def canned_replies(language: str) -> list[str]:
+    """Names of the email replies an operator may pick, e.g. "reply_need_more_info"."""
+    folder = TEMPLATE_DIR / language
+    return sorted(
+        p.name.removesuffix("_email_body.txt")
+        for p in folder.glob("*_email_body.txt")
+        if p.name.startswith(("reply_", "survey_"))
+    )
+
+
+def reply_context(
+    session: Session,
+    ticket: Ticket,
+    cfg: HotlineConfig,
+    stg: Settings,
+    *,
+    note: str = "",
+    callback_id: int | None = None,
+) -> dict[str, Any]:
+    language = ticket.language
+    category = cfg.category(ticket.category)
+    dept = ticket.department.name(language) if ticket.department else None
+    due = ""
+    links: dict[str, str] = {}
+    if callback_id is not None:
+        cb = session.get(Callback, callback_id)
+        if cb is not None:
+            due = cb.due_at.astimezone(cfg.timezone).strftime("%Y-%m-%d %H:%M")
+            base = stg.public_base_url.rstrip("/")
+            for answer in ("fixed", "not_fixed", "1", "2", "3", "4", "5"):
+                token = follow_up_token(stg.secret_key, cb.id, answer)
+                links[answer] = f"{base}/followup/{token}"
+    return {
+        "company": cfg.company(language),
+        "ref": ticket.ref,
+        "ref_spoken": spoken_ref(ticket.ref or "", language),
+        "name": ticket.resident.name if ticket.resident else None,
+        "category": category.names.get(language, ticket.category) if category else ticket.category,
+        "department": dept or (cfg.department("customer_service").names[language]),  # type: ignore[union-attr]
+        "due": due,
+        "note": note or ticket.resolution_note or "",
+        "links": links,
+    }
+
+
+def _resident_email(session: Session, ticket: Ticket) -> str | None:
+    if ticket.contact_email or ticket.resident_id is None:
+        return ticket.contact_email
+    return session.scalar(
+        select(ContactPoint.value)
+        .where(
+            ContactPoint.resident_id == ticket.resident_id,
+            ContactPoint.kind == "email",
+            ContactPoint.unreachable.is_(False),
+        )
+        .order_by(ContactPoint.id)
+        .limit(1)
+    )
+
+
+def _channel_for(
+    session: Session, ticket: Ticket, wanted: str | None, avoid_phone: bool
+) -> tuple[str, str] | None:
+    """Email when the resident wrote to us (or asked for it), else SMS, else any known email."""
+    email = _resident_email(session, ticket)
+    if wanted == "email" or (wanted is None and ticket.contact_email):
+        return ("email", email) if email else None
+    if ticket.contact_phone and not avoid_phone:
+        return "sms", ticket.contact_phone
+    if email:
+        return "email", email
+    return None
+
+
+def _last_inbound_email(session: Session, ticket_id: int) -> str | None:
+    return session.scalar(
+        select(Interaction.external_id)
+        .where(
+            Interaction.ticket_id == ticket_id,
+            Interaction.channel == "email",
+            Interaction.direction == "in",
+        )
+        .order_by(Interaction.id.desc())
+        .limit(1)
+    )
+
+
+def send_scripted_reply(
+    ticket_id: int,
+    event: str,
+    key: str = "",
+    channel: str | None = None,
+    callback_id: int | None = None,
+    avoid_phone: bool = False,
+    note: str = "",
+) -> str:
+    """Write the reply for `event` once (OutgoingMessage.dedupe_key) and hand it to the sender."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown reply event {event!r}")
+    cfg, stg = config(), settings()
+    dedupe_key = f"reply:{event}:{ticket_id}:{key}"
+    with sessions()() as session:
+        if session.scalar(
+            select(OutgoingMessage.id).where(OutgoingMessage.dedupe_key == dedupe_key)
+        ):
+            return "already sent"
+        ticket = session.get(Ticket, ticket_id)
+        if ticket is None:
+            return "no such ticket"
+        target = _channel_for(session, ticket, channel, avoid_phone)
+        if target is None:
+            return "no way to reach the resident in writing"
+        kind, to = target
+        context = reply_context(session, ticket, cfg, stg, note=note, callback_id=callback_id)
+        base = template_base(event)
+        language = ticket.language
+        message = OutgoingMessage(
+            ticket_id=ticket.id,
+            channel=kind,
+            to=to,
+            template=f"{base}_{kind}",
+            dedupe_key=dedupe_key,
+            status="queued",
+            created_at=utcnow(),
+        )
+        if kind == "email":
+            message.subject = render(f"{base}_email_subject", language, **context)
+            message.body_text = render(f"{base}_email_body", language, **context)
+            message.in_reply_to = _last_inbound_email(session, ticket.id)
+        else:
+            message.body_text = render(f"{base}_sms", language, **context)
+        session.add(message)
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            return "already sent"
+        enqueue_after_commit(
+            session,
+            "send_email" if kind == "email" else "send_sms",
+            dedupe_key=f"send:{message.id}",
+            outgoing_id=message.id,
+        )
+        session.commit()
+        return f"{event} {kind} {message.id} queued"
+
+
+def queue_reply(
+    session: Session, ticket: Ticket, event: str, *, key: str = "", **args: Any
+) -> None:
+    """Ask for a scripted reply after this transaction commits (what intake and the console call)."""
+    enqueue_after_commit(
+        session,
+        "send_scripted_reply",
+        dedupe_key=f"reply:{event}:{ticket.id}:{key}",
+        ticket_id=ticket.id,
+        event=event,
+        key=key,
+        **args,
+    )

@@ -737,7 +737,7 @@ def status() -> Response:
         return empty()
     ends_now = call is not None and status_value in TERMINAL and call.status not in TERMINAL
     if ends_now and call is not None and _abandoned(call):
-        filing.file_missed_call(sessions, call, _config())
+        filing.file_missed_call(sessions, call, _config(), _now())
     with sessions() as session:
         session.add(
             CallStatusEvent(

@@ -259,13 +259,13 @@ def open_missed_call_ticket(
 
 
 def file_missed_call(
-    sessions: sessionmaker[Session], call: Call, config: HotlineConfig
+    sessions: sessionmaker[Session], call: Call, config: HotlineConfig, now: datetime | None = None
 ) -> Receipt | None:
     """A caller hung up in the menu before anything was filed: a ticket and a callback, one per window."""
     phone = call.from_number
     if not phone or not phone.startswith("+"):
         return None
-    now = utcnow()
+    now = now or utcnow()
     with sessions() as session:
         earlier = open_missed_call_ticket(session, phone, config, now)
     language = WRITTEN.get(call.language or "", config.default_language)

@@ -301,7 +301,10 @@ def _describe(script: Script, topic: str) -> None:
     script.redirect("/voice/record", topic=topic)
 
 
-def _record(script: Script, topic: str) -> None:
+def _record(script: Script, topic: str, call: Call | None = None) -> None:
+    """A <Record>; an unfiled call remembers it, so a hang-up mid-message files the right ticket."""
+    if call is not None and call.ticket_id is None:
+        filing.record_step(_sessions(), call.id, f"record:{topic}")
     script.response.record(
         action=script.url("/voice/recorded", topic=topic),
         method="POST",
@@ -328,7 +331,7 @@ def describe_done() -> Response:
     if not speech:
         script = _script(call)
         script.say("voice_record_prompt", topic=topic)
-        _record(script, topic)
+        _record(script, topic, call)
         return script.http()
     return _file_and_offer_recording(call, speech, topic)
 
@@ -352,7 +355,7 @@ def record() -> Response:
     topic = _topic()
     script = _script(call)
     script.say("voice_record_prompt", topic=topic)
-    _record(script, topic)
+    _record(script, topic, call)
     return script.http()
 
 
@@ -542,9 +545,11 @@ def _enqueue(script: Script, wait_query: dict[str, Any]) -> None:
     script.response.append(enqueue)
 
 
-def _voicemail(script: Script, prompt: str, topic: str, **context: Any) -> None:
+def _voicemail(
+    script: Script, prompt: str, topic: str, call: Call | None = None, **context: Any
+) -> None:
     script.say(prompt, **context)
-    _record(script, topic)
+    _record(script, topic, call)
 
 
 def _operator(call: Call) -> Response:
@@ -565,6 +570,7 @@ def _operator(call: Call) -> Response:
         script,
         "voice_after_hours",
         "after_hours",
+        call,
         hours=describe_hours(config, script.lang.written),
     )
     return script.http()
@@ -628,7 +634,7 @@ def queue_left() -> Response:
         script.hangup()
     else:
         filing.record_step(_sessions(), call.id, f"queue:{result or 'unknown'}")
-        _voicemail(script, "voice_queue_unavailable", "voicemail")
+        _voicemail(script, "voice_queue_unavailable", "voicemail", call)
     return script.http()
 
 
@@ -696,7 +702,7 @@ def fallback() -> Response:
     call = _call()
     filing.record_step(_sessions(), call.id, f"fallback:{_param('ErrorCode', 10)}", greeted=True)
     script = _script(call)
-    _voicemail(script, "voice_fallback", "voicemail")
+    _voicemail(script, "voice_fallback", "voicemail", call)
     return script.http()
 
 
@@ -718,6 +724,19 @@ def _abandoned(call: Call) -> bool:
     )
 
 
+def _file_abandoned(call: Call) -> None:
+    """A hang-up before anything was filed: mid-message, the message's ticket; else a missed call."""
+    last = str(call.ivr_path[-1]) if call.ivr_path else ""
+    topic = last.partition(":")[2] if last.startswith("record:") else None
+    if topic not in filing.TOPIC_CATEGORIES:
+        filing.file_missed_call(_sessions(), call, _config(), _now())
+        return
+    assert topic is not None
+    _ensure_ticket(call, topic, "voice_hung_up_recording")
+    if topic in VOICEMAIL_CALLBACKS:
+        filing.owe_callback(_sessions(), call, _config(), VOICEMAIL_CALLBACKS[topic], now=_now())
+
+
 @bp.post("/status")
 def status() -> Response:
     call_sid = _param("CallSid", 64)
@@ -737,7 +756,7 @@ def status() -> Response:
         return empty()
     ends_now = call is not None and status_value in TERMINAL and call.status not in TERMINAL
     if ends_now and call is not None and _abandoned(call):
-        filing.file_missed_call(sessions, call, _config())
+        _file_abandoned(call)
     with sessions() as session:
         session.add(
             CallStatusEvent(

@@ -314,3 +314,41 @@ def test_every_flow_in_every_language(
         assert purposes == ["missed_call"], "an unknown reference answered, then a hang-up"
     else:
         assert purposes == [expect]
+
+
+def test_hanging_up_while_leaving_a_message_files_that_report_not_a_missed_call(
+    phone, sessions, client, demo
+) -> None:  # type: ignore[no-untyped-def]
+    """Twilio may send `completed` before the Record action: the report is filed either way."""
+    from voice.signature import sign
+
+    result = phone([press("1"), SILENCE, HANGUP])
+    ticket = _one_ticket(sessions)
+    assert ticket.category == "repair" and "留言時掛斷" in ticket.description
+    assert ticket.callbacks == []
+    url = demo.public_base_url + "/voice/recorded?topic=repair"
+    late = {
+        "CallSid": result.call_sid,
+        "From": "+886912000001",
+        "To": "+886227000000",
+        "RecordingSid": "RE" + "9" * 32,
+        "RecordingUrl": "https://api.twilio.com/x",
+        "RecordingDuration": "9",
+    }
+    response = client.post(
+        "/voice/recorded?topic=repair",
+        data=late,
+        headers={"X-Twilio-Signature": sign(demo.webhook_auth_token, url, late)},
+    )
+    assert response.status_code == 200
+    ticket = _one_ticket(sessions)
+    assert [a.external_id for i in ticket.interactions for a in i.attachments] == ["RE" + "9" * 32]
+
+
+def test_hanging_up_in_an_after_hours_message_still_owes_the_callback(
+    phone, sessions, clock
+) -> None:  # type: ignore[no-untyped-def]
+    clock.now = CLOSED
+    phone([press("0"), HANGUP])
+    ticket = _one_ticket(sessions)
+    assert [c.purpose for c in ticket.callbacks] == ["after_hours"]

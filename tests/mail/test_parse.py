@@ -409,3 +409,35 @@ def test_double_encoded_big5_is_repaired_but_latin_text_is_left_alone() -> None:
     assert repair_double_encoding(utf8) == "電梯壞了請儘快修理"
     for text in ("Café déjà vu", "Ærøskøbing Ålborg", "naïve façade ÀÉÎÕÜ"):
         assert repair_double_encoding(text) == text
+
+
+def test_arbitrary_bytes_never_raise_anything_but_unparseable(monkeypatch, tmp_path) -> None:
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    settings = offline_settings(monkeypatch, tmp_path)
+    header_lines = st.sampled_from(
+        [
+            b"From: =?gb2312?B?zfXX0w==?= <a@b.c>\r\n",
+            b"Subject: =?big5?Q?=A4=A4?= \xa4\xa4\r\n",
+            b"Content-Type: multipart/mixed; boundary=x\r\n",
+            b"Content-Type: text/html; charset=x-gbk\r\n",
+            b"Content-Transfer-Encoding: base64\r\n",
+            b"Message-ID: <\xff@x>\r\n",
+            b"References: <a@b> <c@d\r\n",
+        ]
+    )
+
+    @hsettings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(header_lines, max_size=6), st.binary(max_size=600))
+    def check(headers: list[bytes], body: bytes) -> None:
+        raw = b"".join(headers) + b"\r\n" + body.replace(b"--", b"\r\n--x\r\n")
+        try:
+            contact = message_to_contact(raw, settings=settings, source="smtp")
+        except UnparseableMessage as exc:
+            assert exc.reason
+        else:
+            assert "\x00" not in contact.text and contact.external_id
+
+    check()

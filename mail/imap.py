@@ -327,11 +327,11 @@ class MailboxPoller:
             if cursor.uidvalidity != uidvalidity:
                 raise LostLock("the cursor changed under us: another poller is running")
             for uid in batch:
+                size = int(sizes[uid].get(b"RFC822.SIZE", 0)) if uid in sizes else 0
                 if uid in bodies:
                     raw = bytes(bodies[uid].get(b"BODY[]") or b"")
                     reason = None
                 elif uid in heads:
-                    size = int(sizes[uid][b"RFC822.SIZE"])
                     raw = bytes(heads[uid].get(b"BODY[HEADER]") or b"")
                     reason = (
                         f"too large ({size} bytes, limit {self.max_bytes}); the message is in "
@@ -348,6 +348,7 @@ class MailboxPoller:
                     uid=uid,
                     process_delay=SAFETY_NET_DELAY if self.process_inline else timedelta(0),
                     quarantine_reason=reason,
+                    size=size,
                 )
                 if reason is None:
                     touched.append(stored.raw_id)

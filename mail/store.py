@@ -73,12 +73,14 @@ def store_message(
     envelope_to: Sequence[str] = (),
     process_delay: timedelta = timedelta(0),
     quarantine_reason: str | None = None,
+    size: int | None = None,
 ) -> Stored:
     """Add the raw bytes (and the job that will process them) to `session`; the caller commits.
 
     The same transport key (mailbox, UIDVALIDITY, UID) or the exact same bytes already stored give
     back the first copy: a re-fetch after a crash or a re-delivery stores nothing new.
-    `quarantine_reason` stores the message already quarantined (too large to process).
+    `quarantine_reason` stores the message already quarantined (too large to process: then `raw`
+    may be just its header and `size` the size of the whole message).
     """
     digest = hashlib.sha256(raw).hexdigest()
     if mailbox is not None and uid is not None:
@@ -107,7 +109,7 @@ def store_message(
         sha256=digest,
         message_id=(header_message_id(raw) or "")[:300] or None,
         raw=raw if quarantine_reason is None else raw[:QUARANTINE_HEAD_BYTES],
-        size=len(raw),
+        size=max(size or 0, len(raw)),
         status="stored" if quarantine_reason is None else "quarantined",
         reason=quarantine_reason,
         received_at=now,

@@ -200,6 +200,7 @@ class MailboxPoller:
         )
         self.max_bytes = max_message_bytes(settings.config)
         self.after_commit: Callable[[list[int]], None] | None = None
+        self._active_lock: MailboxLock | None = None
 
     # --- connection -----------------------------------------------------------------------
     def connect(self) -> IMAPClient:
@@ -266,6 +267,7 @@ class MailboxPoller:
 
     def sync(self, client: IMAPClient, lock: MailboxLock | None = None) -> int:
         """One full pass; returns how many new messages were stored."""
+        self._active_lock = lock
         info = client.select_folder(self.account.folder)
         uidvalidity = int(info[b"UIDVALIDITY"])
         with self.sessions() as session:
@@ -305,6 +307,8 @@ class MailboxPoller:
 
     def _process(self, raw_ids: list[int]) -> None:
         for raw_id in raw_ids:
+            if self._active_lock is not None:
+                self._active_lock.renew()  # a slow message must not let the lock lapse
             try:
                 process_stored(self.sessions, self.settings, raw_id)
             except TransientFailure as exc:

@@ -190,17 +190,30 @@ def recover_header(value: str, hint: str | None = None) -> str:
     return decode_bytes(data, hint)[0]
 
 
+def _chinese_guess(data: bytes) -> str | None:
+    """Big5 or GB18030, as charset-normalizer ranks them (GBK bytes are often valid Big5 too)."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:DETECT_SAMPLE_BYTES], cp_isolation=["big5", "gb18030"]).best()
+    return codec_for(best.encoding) if best is not None else None
+
+
 def repair_double_encoding(text: str) -> str:
     """Big5/GBK bytes once decoded as Latin-1 and re-saved as UTF-8 (mojibake): undo it when the
-    result is clearly Chinese."""
+    result is clearly Chinese. Real Latin text rarely uses U+0080-U+00BF (C1 controls, ``¤¸±``),
+    while Big5/GBK lead bytes land there all the time: that separates ``naïve`` from mojibake."""
     if CJK.search(text) or not re.search(r"[\u00a0-\u00ff]{4}", text):
         return text
-    try:
-        data = text.encode("latin-1")
-    except UnicodeEncodeError:
+    high = [ch for ch in text if ch >= "\u0080"]
+    if any(ch > "\u00ff" for ch in high) or sum(ch < "\u00c0" for ch in high) * 5 < len(high):
         return text
-    for codec in ("utf-8", "big5hkscs", "gb18030"):
+    data = text.encode("latin-1")
+    for codec in dict.fromkeys(("utf-8", _chinese_guess(data), "big5hkscs", "gb18030")):
+        if codec is None:
+            continue
         repaired = strict_decode(data, codec)
-        if repaired and len(CJK.findall(repaired)) * 10 >= 3 * len("".join(repaired.split())):
+        if not repaired or "\ufffd" in repaired:
+            continue
+        if len(CJK.findall(repaired)) * 10 >= 3 * len("".join(repaired.split())):
             return repaired
     return text

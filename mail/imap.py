@@ -200,6 +200,7 @@ class MailboxPoller:
         )
         self.max_bytes = max_message_bytes(settings.config)
         self.after_commit: Callable[[list[int]], None] | None = None
+        self._active_lock: MailboxLock | None = None
 
     # --- connection -----------------------------------------------------------------------
     def connect(self) -> IMAPClient:
@@ -266,6 +267,7 @@ class MailboxPoller:
 
     def sync(self, client: IMAPClient, lock: MailboxLock | None = None) -> int:
         """One full pass; returns how many new messages were stored."""
+        self._active_lock = lock
         info = client.select_folder(self.account.folder)
         uidvalidity = int(info[b"UIDVALIDITY"])
         with self.sessions() as session:
@@ -305,6 +307,8 @@ class MailboxPoller:
 
     def _process(self, raw_ids: list[int]) -> None:
         for raw_id in raw_ids:
+            if self._active_lock is not None:
+                self._active_lock.renew()  # a slow message must not let the lock lapse
             try:
                 process_stored(self.sessions, self.settings, raw_id)
             except TransientFailure as exc:
@@ -327,11 +331,11 @@ class MailboxPoller:
             if cursor.uidvalidity != uidvalidity:
                 raise LostLock("the cursor changed under us: another poller is running")
             for uid in batch:
+                size = int(sizes[uid].get(b"RFC822.SIZE", 0)) if uid in sizes else 0
                 if uid in bodies:
                     raw = bytes(bodies[uid].get(b"BODY[]") or b"")
                     reason = None
                 elif uid in heads:
-                    size = int(sizes[uid][b"RFC822.SIZE"])
                     raw = bytes(heads[uid].get(b"BODY[HEADER]") or b"")
                     reason = (
                         f"too large ({size} bytes, limit {self.max_bytes}); the message is in "
@@ -348,6 +352,7 @@ class MailboxPoller:
                     uid=uid,
                     process_delay=SAFETY_NET_DELAY if self.process_inline else timedelta(0),
                     quarantine_reason=reason,
+                    size=size,
                 )
                 if reason is None:
                     touched.append(stored.raw_id)

@@ -157,9 +157,14 @@ def _references(session: Session, msg: OutgoingMessage) -> list[str]:
 
 
 def is_automatic(msg: OutgoingMessage) -> bool:
-    """Acknowledgements and templated notices are automatic; an operator's own words are not."""
-    flag = (msg.headers or {}).get("automatic")
-    return bool(flag) if flag is not None else msg.template is not None
+    """Acknowledgements and templated notices are automatic; an operator's own words (even from a
+    canned phrase) and an API client's message are not."""
+    headers = msg.headers or {}
+    if headers.get("automatic") is not None:
+        return bool(headers["automatic"])
+    if headers.get("operator") or headers.get("api_client"):
+        return False
+    return msg.template is not None
 
 
 def build_email(

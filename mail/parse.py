@@ -293,10 +293,12 @@ def _leaves(msg: Message) -> list[Message]:
 def _attached_message_bytes(part: Message) -> bytes:
     payload = part.get_payload()
     if isinstance(payload, list) and payload:
-        try:
-            return payload[0].as_bytes(policy=policy.default.clone(linesep="\n"))
-        except Exception:  # fall back to a lossless-enough string form
-            return str(payload[0]).encode("utf-8", "surrogateescape")
+        for render_policy in (policy.default.clone(linesep="\n"), policy.compat32):
+            try:
+                return payload[0].as_bytes(policy=render_policy)
+            except Exception:  # a broken inner message: try the lenient policy, else drop it
+                continue
+        return b""
     return _part_bytes(part)
 
 

@@ -55,6 +55,18 @@ def tls_context_from_env() -> ssl.SSLContext | None:
     return context
 
 
+class LenientSMTP(SMTP):
+    """RFC 5321 caps lines at 1000 octets, but aiosmtpd answers a longer one with a permanent 500,
+    which would bounce a resident's mail from a sloppy client: accept up to 64 KiB per line."""
+
+    line_length_limit = 64 * 1024
+
+
+class ComplaintController(Controller):
+    def factory(self) -> SMTP:
+        return LenientSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class ComplaintHandler:
     """aiosmtpd handler: validate at the edge, store durably, then say 250."""
 
@@ -136,7 +148,7 @@ def start_listener(
     """Start the listener in a background thread (what `hotline smtpd` and the tests run)."""
     handler = ComplaintHandler(sessions, settings)
     context = tls_context if tls_context is not None else tls_context_from_env()
-    controller = Controller(
+    controller = ComplaintController(
         handler,
         hostname=host or settings.smtpd_host,
         port=port if port is not None else settings.smtpd_port,

@@ -175,6 +175,12 @@ def test_attachment_names_are_decoded_and_safe(contacts) -> None:  # type: ignor
         )
     }
     assert names["jhillyerd-enmime/mime-bad-8bit-filename.eml"] == ["管理.doc"]
+    assert names["deltachat-core-rust/attach_filename_apostrophed_windows1251.eml"] == [
+        "программирование.HTM"
+    ]
+    long_names = names["webklex-php-imap/attachment_long_filename.eml"]
+    assert long_names[0].startswith("Buchungsbestätigung- Rechnung-Geschäftsbedingungen")
+    assert long_names[2].startswith("02_A€àäąбيد@Z-0123456789")
     for files in names.values():
         for filename in files:
             assert "/" not in filename and "\\" not in filename and "\ufffd" not in filename
@@ -212,3 +218,20 @@ def test_bottom_posted_thunderbird_reply_is_not_folded(contacts) -> None:  # typ
     contact, _ = contacts["mailgun-talon/thunderbird.eml"]
     assert "quoted_text_start" not in contact.meta
     assert contact.text.rstrip().endswith("Hello")
+
+
+def test_rfc2231_and_encoded_word_names(contacts) -> None:  # type: ignore[no-untyped-def]
+    def names(name: str) -> list[str]:
+        return [a.filename for a in contacts[name][0].attachments]
+
+    assert names("deltachat-core-rust/attach_filename_combined.eml") == ["Maßnahmen Okt. 2020.html"]
+    assert names("mikel-mail/attachment_nonascii_filename.eml") == ["ciële.txt"]
+
+
+def test_inline_images_keep_their_content_id(contacts) -> None:  # type: ignore[no-untyped-def]
+    contact, _ = contacts["mnako-letters/test_chinese_multipart_mixed_gbk_over_base64.eml"]
+    inline = [a for a in contact.attachments if a.inline]
+    assert [(a.filename, a.content_id) for a in inline] == [
+        ("inline-jpg-image-filename.jpg", "inline-jpg-image.jpg@example.com")
+    ]
+    assert all(a.sha256 and len(a.sha256) == 64 for a in contact.attachments)

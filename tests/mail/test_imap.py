@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from intake.models import ChannelHealth, ImapCursor, Interaction, RawMessage, Ticket, utcnow
 from mail.imap import ImapAccount, MailboxLock, MailboxPoller
+from mail.store import process_stored
 from tests.mail.mailmaker import resident_mail
 
 
@@ -198,6 +199,9 @@ def test_oversized_mail_is_quarantined_and_moved_to_failed(dovecot, demo, sessio
     assert "too large" in (row.reason or "") and "Failed" in (row.reason or "")
     assert dovecot.count("Failed") == 1
     assert dovecot.count("INBOX") == 0
+    assert row.size > 20000 > len(row.raw), "the header is kept; the message stays in Failed"
+    outcome = process_stored(sessions, demo, row.id, replay=True)
+    assert outcome.startswith("kept in quarantine")
 
 
 def test_a_silent_mailbox_is_reported(dovecot, demo, sessions, redis_url):
@@ -293,3 +297,29 @@ def test_redis_down_means_waiting_not_losing(dovecot, demo, sessions, redis_url)
     assert health(sessions, unreachable).status == "failing"
     assert make_poller(dovecot, demo, sessions, redis_url).run_once() == 1
     assert count(sessions, Ticket) == 1
+
+
+def test_the_poll_imap_command_does_one_pass_and_reports_health(
+    dovecot, demo, sessions, redis_url, monkeypatch
+):
+    import json
+
+    from click.testing import CliRunner
+
+    from intake.cli import main
+    from intake.config import get_settings
+
+    dovecot.append(resident_mail(subject="命令列"))
+    monkeypatch.setenv("IMAP_URL", dovecot.url)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(main, ["poll-imap", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "1 new" in result.output
+    assert count(sessions, Ticket) == 1
+    result = CliRunner().invoke(main, ["mail", "health", "--format", "json"])
+    [row] = json.loads(result.output)
+    assert row["name"].startswith("imap:alice@127.0.0.1") and row["status"] == "ok"
+    monkeypatch.setenv("IMAP_URL", dovecot.url.replace(":secret@", ":wrong@"))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(main, ["poll-imap", "--once"])
+    assert result.exit_code == 1 and "login failed" in result.output

@@ -296,3 +296,29 @@ def test_a_storm_trips_the_breaker_and_says_so(relay, listener, sessions, monkey
         ).one()
     assert reasons == ["storm", "storm"]
     assert breaker.status == "breaker_open" and "limit 2" in (breaker.last_error or "")
+
+
+def test_an_operators_reply_is_not_marked_automatic(relay, sessions):
+    from intake.service import receive
+    from tests.factories import email_contact
+
+    receipt = receive(sessions, email_contact(), get_settings().config)
+    with sessions() as session:
+        reply = OutgoingMessage(
+            ticket_id=receipt.ticket_id,
+            channel="email",
+            to="chan.taiman@example.com",
+            subject="師傅明天上午到",
+            body_text="陳先生您好，師傅明天上午十點到府維修。",
+            template="canned_visit",
+            headers={"operator": "operator@hotline.localhost"},
+            status="queued",
+        )
+        session.add(reply)
+        session.commit()
+        reply_id = reply.id
+    assert send_outgoing(sessions, get_settings(), reply_id).startswith("sent")
+    [sent] = relay.to("chan.taiman@example.com")
+    assert sent.message["Auto-Submitted"] is None
+    assert sent.message["X-Auto-Response-Suppress"] is None
+    assert sent.message["Subject"].endswith(f"[{receipt.ticket_ref}]")

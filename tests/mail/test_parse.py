@@ -355,3 +355,89 @@ def test_a_flood_of_parts_is_cut_to_the_budget(mail_settings) -> None:
     assert time.perf_counter() - started < 5
     assert len(contact.attachments) == 50
     assert contact.meta["attachments_skipped"][0]["reason"] == "too many attachments"
+
+
+@pytest.mark.parametrize(
+    ("label", "codec"),
+    [
+        ("GB2312", "gb18030"),
+        ("x-gbk", "gb18030"),
+        ("CP936", "gb18030"),
+        ("euc-cn", "gb18030"),
+        ('"gbk"', "gb18030"),
+        ("Big5", "big5hkscs"),
+        ("x-big5", "big5hkscs"),
+        ("cp950", "big5hkscs"),
+        ("big5-hkscs", "big5hkscs"),
+        ("windows-874", "cp874"),
+        ("ks_c_5601-1987", "cp949"),
+        ("unicode-1-1-utf-7", "utf-7"),
+        ("iso-8859-1", "cp1252"),
+        ("utf8", "utf-8"),
+        ("x-invalid", None),
+        ("iso-2022-cn", None),
+        ("", None),
+    ],
+)
+def test_charset_labels(label: str, codec: str | None) -> None:
+    from mail.charsets import codec_for
+
+    assert codec_for(label) == codec
+
+
+def test_decoding_never_raises_whatever_the_label() -> None:
+    import random
+
+    from mail.charsets import decode_bytes
+
+    rng = random.Random(7)
+    labels = ["gb2312", "big5", "utf-8", "x-unknown", "iso-2022-jp", "utf-7", "us-ascii", None]
+    for _ in range(300):
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
+        text, codec = decode_bytes(data, rng.choice(labels))
+        assert isinstance(text, str) and codec
+
+
+def test_double_encoded_big5_is_repaired_but_latin_text_is_left_alone() -> None:
+    from mail.charsets import repair_double_encoding
+
+    mojibake = "大補泡麵專賣 繁體中文".encode("big5").decode("latin-1")
+    assert repair_double_encoding(mojibake) == "大補泡麵專賣 繁體中文"
+    simplified = "电梯坏了请尽快修理谢谢".encode("gbk").decode("latin-1")
+    assert repair_double_encoding(simplified) == "电梯坏了请尽快修理谢谢"
+    utf8 = "電梯壞了請儘快修理".encode().decode("latin-1")
+    assert repair_double_encoding(utf8) == "電梯壞了請儘快修理"
+    for text in ("Café déjà vu", "Ærøskøbing Ålborg", "naïve façade ÀÉÎÕÜ"):
+        assert repair_double_encoding(text) == text
+
+
+def test_arbitrary_bytes_never_raise_anything_but_unparseable(monkeypatch, tmp_path) -> None:
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    settings = offline_settings(monkeypatch, tmp_path)
+    header_lines = st.sampled_from(
+        [
+            b"From: =?gb2312?B?zfXX0w==?= <a@b.c>\r\n",
+            b"Subject: =?big5?Q?=A4=A4?= \xa4\xa4\r\n",
+            b"Content-Type: multipart/mixed; boundary=x\r\n",
+            b"Content-Type: text/html; charset=x-gbk\r\n",
+            b"Content-Transfer-Encoding: base64\r\n",
+            b"Message-ID: <\xff@x>\r\n",
+            b"References: <a@b> <c@d\r\n",
+        ]
+    )
+
+    @hsettings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(header_lines, max_size=6), st.binary(max_size=600))
+    def check(headers: list[bytes], body: bytes) -> None:
+        raw = b"".join(headers) + b"\r\n" + body.replace(b"--", b"\r\n--x\r\n")
+        try:
+            contact = message_to_contact(raw, settings=settings, source="smtp")
+        except UnparseableMessage as exc:
+            assert exc.reason
+        else:
+            assert "\x00" not in contact.text and contact.external_id
+
+    check()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from intake.models import Building, Callback, Department, SavedView, Ticket, Unit, utcnow
 from intake.tickets import STATUSES
-from web.auth import current_operator, login_required, visible_tickets
+from web.auth import STAFF, current_operator, login_required, visible_tickets
 from web.filters import CHANNELS, PRIORITIES, QueueFilter, page
 
 bp = Blueprint("queue", __name__)
@@ -94,7 +94,8 @@ def poll() -> Any:
                 "priority": t.priority,
                 "assignee": t.assignee.name if t.assignee else "",
             }
-    return jsonify(new_tickets=int(new_count or 0), tickets=rows, **waiting_counts())
+    counts = waiting_counts() if op is not None and op.role in STAFF else {}
+    return jsonify(new_tickets=int(new_count or 0), tickets=rows, **counts)
 
 
 def _status_label(status: str) -> str:

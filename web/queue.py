@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -63,6 +74,7 @@ def index() -> Any:
         buildings=g.db.scalars(select(Building).order_by(Building.code)).all(),
         now=utcnow(),
         newest_id=g.db.scalar(select(func.max(Ticket.id))) or 0,
+        config_poll_seconds=current_app.config.get("CONSOLE_POLL_SECONDS", 15),
     )
 
 

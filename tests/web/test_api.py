@@ -176,7 +176,7 @@ def test_get_shows_the_whole_story(world: dict[str, Any]) -> None:
     assert data["ref"] == ref and data["channel"] == "email"
     assert data["timeline"][0]["kind"] == "email" and data["timeline"][0]["direction"] == "in"
     assert data["timeline"][0]["body_text"] == "我家廚房漏水，請派人維修。"
-    assert [e["kind"] for e in data["events"]][0] == "created"
+    assert data["events"][0]["kind"] == "created"
     assert data["callbacks"][0]["phone"] == "+886912000001"
     assert data["resident"]["name"] == "陳大文"
     missing = _get(world, "/api/v1/tickets/HL-999999")

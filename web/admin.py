@@ -102,9 +102,48 @@ def routing() -> Any:
             created_at=at,
         )
         result = {"classification": found, "decision": decide(facts, config)}
+    replay = _replay(config) if "replay" in args else None
     return render_template(
-        "admin.html", page="routing", rules=config.routing_rules, result=result, args=args
+        "admin.html",
+        page="routing",
+        rules=config.routing_rules,
+        result=result,
+        args=args,
+        replay=replay,
     )
+
+
+def _replay(config: Any, limit: int = 100) -> list[dict[str, Any]]:
+    """The rules as configured now, replayed on recent tickets: where would each one go today?"""
+    from sqlalchemy.orm import selectinload
+
+    from intake.models import Ticket, Unit
+    from worker.jobs import ticket_facts
+
+    rows = []
+    tickets = g.db.scalars(
+        select(Ticket)
+        .options(selectinload(Ticket.events), selectinload(Ticket.unit).selectinload(Unit.building))
+        .order_by(Ticket.id.desc())
+        .limit(limit)
+    )
+    for ticket in tickets:
+        routed = next((e for e in reversed(ticket.events) if e.kind == "routed"), None)
+        decision = decide(ticket_facts(ticket), config)
+        then = (
+            (routed.data.get("department"), routed.data.get("priority")) if routed else (None, None)
+        )
+        rows.append(
+            {
+                "ref": ticket.ref,
+                "then": then,
+                "now": (decision.department, decision.priority),
+                "rule": decision.rule,
+                "why": decision.explain(),
+                "changed": routed is not None and then != (decision.department, decision.priority),
+            }
+        )
+    return rows
 
 
 def _phrase_names() -> list[str]:

@@ -5,14 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from intake.models import Building, Callback, Department, SavedView, Ticket, Unit, utcnow
 from intake.tickets import STATUSES
-from web.auth import current_operator, login_required, visible_tickets
+from web.auth import STAFF, current_operator, login_required, visible_tickets
 from web.filters import CHANNELS, PRIORITIES, QueueFilter, page
 
 bp = Blueprint("queue", __name__)
@@ -63,6 +74,7 @@ def index() -> Any:
         buildings=g.db.scalars(select(Building).order_by(Building.code)).all(),
         now=utcnow(),
         newest_id=g.db.scalar(select(func.max(Ticket.id))) or 0,
+        config_poll_seconds=current_app.config.get("CONSOLE_POLL_SECONDS", 15),
     )
 
 
@@ -94,7 +106,8 @@ def poll() -> Any:
                 "priority": t.priority,
                 "assignee": t.assignee.name if t.assignee else "",
             }
-    return jsonify(new_tickets=int(new_count or 0), tickets=rows, **waiting_counts())
+    counts = waiting_counts() if op is not None and op.role in STAFF else {}
+    return jsonify(new_tickets=int(new_count or 0), tickets=rows, **counts)
 
 
 def _status_label(status: str) -> str:

@@ -104,7 +104,7 @@ class LiveServer:
 def live_server(e2e_env: Any) -> Iterator[LiveServer]:
     from web import create_app
 
-    server = LiveServer(create_app(settings=e2e_env))
+    server = LiveServer(create_app({"CONSOLE_POLL_SECONDS": 1}, settings=e2e_env))
     yield server
     server.stop()
 

@@ -259,3 +259,40 @@ def test_a_supervisor_imports_residents_from_csv_with_a_preview(
     assert "新增 1" in page.locator("#import-result").inner_text()
     page.goto(f"{live_server.url}/residents?q=周小明")
     assert "+886912333444" in page.locator("#residents").inner_text()
+
+
+@pytest.mark.slow
+def test_the_queue_updates_itself_without_losing_the_operators_place(page, live_server, e2e_env):
+    from datetime import timedelta
+
+    from intake.models import Callback, utcnow
+
+    sessions = session_factory(e2e_env.database_url)
+    first = receive(sessions, email_contact(subject="漏水", text="廚房漏水"), e2e_env.config)
+    sign_in(page, live_server.url)
+    assert queue_refs(page) == [first.ticket_ref]
+    assert page.locator("#waiting-callbacks b").inner_text() == "0"
+    page.fill("#filters input[name=q]", "operator typing")  # the operator's place: unsent input
+    receive(sessions, call_contact(sender_phone="+886912000002", text="電梯壞了"), e2e_env.config)
+    with sessions() as session:
+        session.get(Ticket, first.ticket_id).status = "in_progress"
+        session.add(
+            Callback(
+                ticket_id=first.ticket_id,
+                phone="+886912000001",
+                purpose="missed_call",
+                status="scheduled",
+                due_at=utcnow() - timedelta(minutes=1),
+            )
+        )
+        session.commit()
+    page.wait_for_selector("#new-tickets:not([hidden])")
+    page.wait_for_function("document.querySelector('#waiting-callbacks b').textContent === '1'")
+    page.wait_for_function(
+        "document.querySelector('#queue tr[data-ref] [data-field=status]').textContent === '處理中'"
+    )
+    assert page.locator("#new-tickets [data-new-count]").inner_text() == "1"
+    assert page.locator("#missed-calls b").inner_text() == "1"
+    assert queue_refs(page) == [first.ticket_ref]  # nothing reordered under the operator
+    assert page.input_value("#filters input[name=q]") == "operator typing"
+    shot(page, "queue-live-update")

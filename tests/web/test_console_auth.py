@@ -150,6 +150,7 @@ def test_department_staff_see_only_their_departments_tickets(demo, sessions, red
         f"/queue/poll?since=0&ref={billing.ticket_ref}&ref={repair.ticket_ref}"
     ).get_json()
     assert list(poll["tickets"]) == [repair.ticket_ref]
+    assert "waiting_callbacks" not in poll
     # Department staff may work their own ticket but not reply, reassign or merge.
     assert (
         post(

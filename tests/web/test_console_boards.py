@@ -238,6 +238,17 @@ def test_admin_pages_routing_dry_run_template_previews_and_operators(demo, sessi
     assert "engineering" in text(client.get("/admin/departments"))
     dry = text(client.get("/admin/routing?run=1&text=電梯困人&channel=voice"))
     assert 'id="dry-run-result"' in dry and "emergency" in dry
+    from redis import Redis
+
+    from worker.runner import drain
+
+    routed = receive(
+        sessions, email_contact(subject="漏水", text="廚房漏水"), demo.config
+    ).ticket_ref
+    drain(Redis.from_url(demo.redis_url))
+    replay = text(client.get("/admin/routing?replay=1"))
+    row = re.search(rf'<tr class="(\w*)" data-ref="{routed}">(.*?)</tr>', replay, re.S)
+    assert row and row.group(1) == "" and "engineering" in row.group(2)
     previews = text(client.get("/admin/templates?name=canned_resolved"))
     assert "陳大文您好" in previews and "Dear 陳大文" in previews and "处理完成" in previews
     assert client.get("/admin/templates?name=../../secret").status_code == 404

@@ -17,6 +17,7 @@ from web.api.auth import client_for_token, scopes
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_LIMIT = 200
+MAX_VALUES = 20
 DEFAULT_LIMIT = 50
 
 
@@ -163,9 +164,10 @@ def text_field(
 
 def query_list(name: str, allowed: tuple[str, ...] | None = None) -> list[str]:
     """Repeated values (`?x=a&x=b`), each checked against `allowed`."""
-    values = [v.strip() for v in request.args.getlist(name)]
-    values = [v for v in values if v]
-    if len(values) > 50:
+    values = request.args.getlist(name)
+    if any(not v for v in values):
+        raise ApiError(400, "invalid_parameter", f"{name} must not be empty")
+    if len(values) > MAX_VALUES:
         raise ApiError(400, "invalid_parameter", f"too many values for {name}")
     if allowed is not None:
         bad = [v for v in values if v not in allowed]
@@ -180,7 +182,7 @@ def query_list(name: str, allowed: tuple[str, ...] | None = None) -> list[str]:
 
 def query_choice(name: str, allowed: tuple[str, ...]) -> str | None:
     value = request.args.get(name)
-    if value is None or value == "":
+    if value is None:
         return None
     if value not in allowed:
         raise ApiError(400, "invalid_parameter", f"{name} must be one of {', '.join(allowed)}")
@@ -189,7 +191,7 @@ def query_choice(name: str, allowed: tuple[str, ...]) -> str | None:
 
 def query_bool(name: str) -> bool | None:
     value = request.args.get(name)
-    if value is None or value == "":
+    if value is None:
         return None
     if value == "true":
         return True
@@ -200,7 +202,7 @@ def query_bool(name: str) -> bool | None:
 
 def query_limit() -> int:
     value = request.args.get("limit")
-    if value is None or value == "":
+    if value is None:
         return DEFAULT_LIMIT
     try:
         limit = int(value)
@@ -238,3 +240,26 @@ def _reject_nul() -> None:
         "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
     ):
         raise ApiError(400, "invalid_parameter", "NUL characters are not allowed")
+
+
+LIST_PARAMS = {"limit", "cursor"}
+QUERY_PARAMS: dict[str, set[str]] = {
+    "api.list_tickets": {
+        *LIST_PARAMS,
+        *("status", "channel", "category", "department", "priority", "building"),
+        *("sla", "assignee", "unassigned", "q", "sort"),
+    },
+    "api.list_callbacks": {*LIST_PARAMS, "status", "ticket"},
+    "api.list_residents": {*LIST_PARAMS, "q", "building"},
+}
+
+
+@bp.before_request
+def _reject_unknown_parameters() -> None:
+    """A misspelt filter must not silently widen a list."""
+    allowed = QUERY_PARAMS.get(request.endpoint or "", set())
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        raise ApiError(
+            400, "invalid_parameter", f"unknown query parameter(s): {', '.join(unknown)}"
+        )

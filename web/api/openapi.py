@@ -10,7 +10,7 @@ from intake.config import LANGUAGES
 from intake.contact import CHANNELS
 from intake.tickets import STATUSES
 from web.api.auth import ROLE_SCOPES
-from web.api.common import MAX_LIMIT, bp, config
+from web.api.common import MAX_LIMIT, MAX_VALUES, bp, config
 from web.api.resources import CALLBACK_STATUSES, MAX_CONTACT_POINTS
 from web.api.tickets import EMAIL_PATTERN, SORTS
 from web.filters import PRIORITIES, SLA_STATES
@@ -65,7 +65,7 @@ def _array_param(name: str, description: str, enum: list[str] | None = None) -> 
         "description": description + " Repeat the parameter for several values.",
         "style": "form",
         "explode": True,
-        "schema": {"type": "array", "items": items, "maxItems": 20},
+        "schema": {"type": "array", "items": items, "maxItems": MAX_VALUES},
     }
 
 

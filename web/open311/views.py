@@ -242,7 +242,8 @@ def _parse_date(name: str, config: HotlineConfig) -> datetime | None:
     if not raw:
         return None
     try:
-        moment = datetime.fromisoformat(raw.replace("z", "Z"))
+        # An unencoded "+08:00" arrives as " 08:00"; the date and time are joined by "T".
+        moment = datetime.fromisoformat(raw.replace("z", "Z").replace(" ", "+"))
     except ValueError:
         raise Open311Error(
             400, f"{name} must be a W3C date-time such as 2026-01-31T09:00:00+08:00"

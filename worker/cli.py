@@ -18,14 +18,20 @@ import click
     default=True,
     help="also run RQ's scheduler for timed jobs",
 )
-def worker_cmd(burst: bool, with_scheduler: bool) -> None:
+@click.option(
+    "--fork/--no-fork",
+    default=True,
+    help="run each job in a forked child (the default, RQ's; every job starts cold)"
+    " or in the worker process itself (about 20x faster routing, see README)",
+)
+def worker_cmd(burst: bool, with_scheduler: bool, fork: bool) -> None:
     """Route tickets, send replies, place callbacks: an RQ worker plus the outbox relay."""
     from intake.cli import settings_or_exit
     from worker.runner import run_worker
 
     settings_or_exit()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    run_worker(burst=burst, with_scheduler=with_scheduler)
+    run_worker(burst=burst, with_scheduler=with_scheduler, fork=fork)
 
 
 @click.group("routing")

@@ -87,16 +87,17 @@ def drain(connection: Redis | None = None, *, max_rounds: int = 50, simple: bool
     return rounds
 
 
-def run_worker(*, burst: bool, with_scheduler: bool) -> None:
+def run_worker(*, burst: bool, with_scheduler: bool, fork: bool = True) -> None:
     settings = get_settings()
     conn = redis_connection()
     if burst:
-        drain(conn, simple=False)
+        drain(conn, simple=not fork)
         return
     keeper = Housekeeper(conn, settings.database_url)
     keeper.start()
     try:
-        Worker(
+        worker_cls = Worker if fork else SimpleWorker
+        worker_cls(
             all_queues(conn), connection=conn, job_monitoring_interval=JOB_MONITORING_INTERVAL
         ).work(with_scheduler=with_scheduler)
     finally:

@@ -20,9 +20,9 @@ import click
 )
 @click.option(
     "--fork/--no-fork",
-    default=True,
-    help="run each job in a forked child (the default, RQ's; every job starts cold)"
-    " or in the worker process itself (about 20x faster routing, see README)",
+    default=False,
+    help="run each job in a forked child (RQ's default; every job starts cold)"
+    " or in the worker process itself (the default here: about 20x faster routing, see README)",
 )
 def worker_cmd(burst: bool, with_scheduler: bool, fork: bool) -> None:
     """Route tickets, send replies, place callbacks: an RQ worker plus the outbox relay."""

@@ -29,6 +29,9 @@ RELAY_BATCH = 200
 RECONCILE_GRACE = timedelta(seconds=30)
 MAX_ATTEMPTS = 6
 JOB_TIMEOUT_SECONDS = 300
+# A worker killed mid-job leaves its job "started" until RQ's heartbeat for it lapses: the job
+# timeout plus RQ's 60 s grace. Only then does the reconciler see it as abandoned and re-queue it.
+ABANDONED_AFTER = timedelta(seconds=JOB_TIMEOUT_SECONDS + 60 + 30)
 
 
 def job_id_for(row_id: int) -> str:

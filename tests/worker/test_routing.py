@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 from intake.models import Event, Outbox, Ticket, utcnow
 from intake.service import receive
 from tests.factories import call_contact, email_contact
-from worker.outbox import reconcile_once, relay_once
+from worker.outbox import ABANDONED_AFTER, reconcile_once, relay_once
 from worker.runner import drain
 
 
@@ -139,7 +139,7 @@ def test_a_worker_killed_in_the_middle_of_routing_still_routes_the_ticket_exactl
         blocker.close()
     ticket, dept, routed = _ticket(sessions, receipt.ticket_id)
     assert ticket.status == "new", "the killed job must not have committed"
-    counts = reconcile_once(sessions, conn, now=utcnow() + timedelta(minutes=5))
+    counts = reconcile_once(sessions, conn, now=utcnow() + ABANDONED_AFTER)
     assert counts["requeued"] >= 1
     with sessions() as s:
         s.execute(Outbox.__table__.update().values(available_at=utcnow()))

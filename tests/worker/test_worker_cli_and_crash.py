@@ -21,7 +21,7 @@ from intake.models import Call, Callback, CallbackAttempt, Outbox, Ticket, utcno
 from intake.service import receive
 from tests.factories import call_contact, email_contact
 from tests.worker.helpers import run_jobs
-from worker.outbox import reconcile_once, relay_once
+from worker.outbox import ABANDONED_AFTER, reconcile_once, relay_once
 
 
 def test_routing_test_replays_a_rule_file_and_prints_what_would_change(
@@ -149,7 +149,7 @@ def test_a_worker_killed_while_placing_a_callback_dials_it_exactly_once(
         blocker.close()
     with sessions() as s:
         assert s.get(Callback, callback_id).status == "scheduled"
-    assert reconcile_once(sessions, conn, now=utcnow() + timedelta(minutes=5))["requeued"] >= 1
+    assert reconcile_once(sessions, conn, now=utcnow() + ABANDONED_AFTER)["requeued"] >= 1
     run_jobs(conn, utcnow() + timedelta(minutes=10))
     run_jobs(conn, utcnow() + timedelta(minutes=20))
     with sessions() as s:

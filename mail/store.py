@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -131,7 +132,7 @@ def process_dedupe_key(raw_id: int) -> str:
     return f"mail:{raw_id}"
 
 
-def _transport_key(row: RawMessage) -> str:
+def _transport_key(row: Any) -> str:
     if row.source == "imap":
         return f"imap:{row.mailbox}:{row.uidvalidity}:{row.uid}"
     return f"{row.source}:{row.id}"
@@ -181,7 +182,20 @@ def process_stored(
 
     try:
         with sessions() as session:
-            row = session.get(RawMessage, raw_id)
+            row = session.execute(
+                select(
+                    RawMessage.id,
+                    RawMessage.status,
+                    RawMessage.reason,
+                    RawMessage.size,
+                    RawMessage.raw,
+                    RawMessage.source,
+                    RawMessage.mailbox,
+                    RawMessage.uidvalidity,
+                    RawMessage.uid,
+                    RawMessage.envelope_to,
+                ).where(RawMessage.id == raw_id)
+            ).first()
             if row is None:
                 return "no such message"
             if row.status == "processed" and not replay:

@@ -75,6 +75,7 @@ def store_message(
     process_delay: timedelta = timedelta(0),
     quarantine_reason: str | None = None,
     size: int | None = None,
+    known_new: bool = False,
 ) -> Stored:
     """Add the raw bytes (and the job that will process them) to `session`; the caller commits.
 
@@ -84,7 +85,9 @@ def store_message(
     may be just its header and `size` the size of the whole message).
     """
     digest = hashlib.sha256(raw).hexdigest()
-    if mailbox is not None and uid is not None:
+    if known_new:  # the caller looked both keys up for a whole batch at once
+        pass
+    elif mailbox is not None and uid is not None:
         existing = session.scalar(
             select(RawMessage.id).where(
                 RawMessage.mailbox == mailbox,
@@ -94,11 +97,15 @@ def store_message(
         )
         if existing is not None:
             return Stored(existing, False)
-    existing = session.scalar(
-        select(RawMessage.id).where(RawMessage.sha256 == digest).order_by(RawMessage.id).limit(1)
-    )
-    if existing is not None:
-        return Stored(existing, False)
+    if not known_new:
+        existing = session.scalar(
+            select(RawMessage.id)
+            .where(RawMessage.sha256 == digest)
+            .order_by(RawMessage.id)
+            .limit(1)
+        )
+        if existing is not None:
+            return Stored(existing, False)
     now = utcnow()
     row = RawMessage(
         source=source,

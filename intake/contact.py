@@ -54,7 +54,6 @@ class InboundContact:
     ticket_ref_trusted: bool = False
     sender_kind: str = "human"
     attach_to_open_ticket: bool = False
-    file_ticket: bool = True
     raw_ref: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 

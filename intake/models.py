@@ -450,3 +450,66 @@ class DepartmentNotification(Base):
     outgoing_message_id: Mapped[int | None] = mapped_column(ForeignKey("outgoing_message.id"))
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SavedView(Base):
+    """A queue filter an operator saved under a name (the query string of the queue page)."""
+
+    __tablename__ = "saved_view"
+    __table_args__ = (UniqueConstraint("operator_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operator.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginAttempt(Base):
+    """A failed sign-in, counted per account and per client address by every web process."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (Index("ix_login_attempt_key_time", "key", "created_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+OPEN_TICKET_STATUSES = ("new", "routed", "in_progress", "waiting_resident")
+
+# The queue's default order (priority, then resolution due, then id) over open tickets only.
+Index(
+    "ix_ticket_open_urgency",
+    Ticket.priority,
+    Ticket.resolution_due_at,
+    Ticket.id,
+    postgresql_where=Ticket.status.in_(OPEN_TICKET_STATUSES),
+    sqlite_where=Ticket.status.in_(OPEN_TICKET_STATUSES),
+)
+Index(
+    "ix_ticket_department_urgency",
+    Ticket.department_id,
+    Ticket.priority,
+    Ticket.resolution_due_at,
+    Ticket.id,
+    postgresql_where=Ticket.status.in_(OPEN_TICKET_STATUSES),
+    sqlite_where=Ticket.status.in_(OPEN_TICKET_STATUSES),
+)
+
+
+class ApiClient(Base):
+    """A program that uses the JSON API or Open311: only the sha256 of its token is kept.
+
+    `role` names a set of scopes (see web/api/auth.py); `department_id` restricts what it sees.
+    """
+
+    __tablename__ = "api_client"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(12))
+    role: Mapped[str] = mapped_column(String(20), default="operator")
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    department: Mapped[Department | None] = relationship()

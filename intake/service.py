@@ -212,6 +212,17 @@ def _new_ticket(
             f"names {linked.ref}, but the sender is not one of its participants",
             linked_ref=linked.ref,
         )
+    if contact.sender_kind != "human" and result.category != "emergency":
+        ticket.status = "closed"
+        ticket.closed_at = now
+        record_event(
+            session,
+            ticket,
+            "filed_automatic",
+            f"{contact.sender_kind} message that answers no ticket: kept, closed, not routed",
+            sender_kind=contact.sender_kind,
+        )
+        return ticket
     queue = URGENT_QUEUE if ticket.priority == "P1" else "default"
     enqueue_after_commit(
         session, "route_ticket", queue=queue, dedupe_key=f"route:{ticket.id}", ticket_id=ticket.id

@@ -293,9 +293,11 @@ def _on_timeline(
 
 def send_email(outgoing_id: int) -> str:
     """RQ job: send (or keep) one outgoing email once, even if the job runs twice."""
-    from worker.context import sessions, settings
+    from intake.config import get_settings
+    from intake.db import session_factory
 
-    return send_outgoing(sessions(), settings(), outgoing_id)
+    current = get_settings()
+    return send_outgoing(session_factory(current.database_url), current, outgoing_id)
 
 
 def send_outgoing(sessions: Any, settings: Settings, outgoing_id: int) -> str:

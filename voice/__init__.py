@@ -1,0 +1,1 @@
+"""Twilio voice: webhooks, TwiML, signature checks and the offline call simulator."""

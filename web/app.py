@@ -71,11 +71,14 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
         )
         return response
 
-    from web.auth import bp as auth_bp
-    from web.queue import bp as queue_bp
+    from web.console import register_console
 
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(queue_bp)
+    register_console(app)
+    from web.api import register_api
+    from web.open311 import register_open311
+
+    register_api(app)
+    register_open311(app)
     _register_optional_blueprints(app)
 
     @app.get("/healthz")

@@ -1,31 +1,66 @@
-"""Sign-in for operators: argon2 password hashes, a session cookie, role checks."""
+"""Sign-in for operators: argon2 password hashes, a session cookie, roles, a login rate limit.
+
+Roles: `operator` works the queue; `supervisor` also sees reports, imports residents and the health
+page; `admin` also administers; `department` staff see only their own department's tickets.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
-from sqlalchemy import select
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from sqlalchemy import delete, func, select
+from sqlalchemy.sql import Select
 
 from intake.auth import verify_password
-from intake.models import Operator
+from intake.models import LoginAttempt, Operator, Ticket, utcnow
+from web.i18n import LANGUAGES
 
 bp = Blueprint("auth", __name__)
+
+STAFF = ("operator", "supervisor", "admin")
+MANAGERS = ("supervisor", "admin")
+ATTEMPT_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_ACCOUNT = 5
+MAX_FAILURES_PER_ADDRESS = 30
 
 
 def current_operator() -> Operator | None:
     if "operator" not in g:
         op_id = session.get("operator_id")
-        g.operator = g.db.get(Operator, op_id) if op_id else None
-        if g.operator is not None and not g.operator.active:
-            g.operator = None
+        operator = g.db.get(Operator, op_id) if op_id else None
+        if operator is not None and (
+            not operator.active or session.get("auth_epoch") != _epoch(operator)
+        ):
+            operator = None
+        g.operator = operator
     return g.operator
 
 
+def _epoch(operator: Operator) -> str:
+    """Changes when the password changes, so old sessions end with it."""
+    return operator.password_hash[-16:]
+
+
 def login_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Sign-in required; with `roles`, only those roles (others get 403)."""
+
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -39,6 +74,27 @@ def login_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., 
         return wrapped
 
     return decorator
+
+
+def visible_tickets(query: Select[Any] | None = None) -> Select[Any]:
+    """Department staff see only their department's tickets; everybody else sees all."""
+    query = query if query is not None else select(Ticket)
+    op = current_operator()
+    if op is not None and op.role == "department":
+        query = query.where(Ticket.department_id == op.department_id)
+    return query
+
+
+def can_see(ticket: Ticket) -> bool:
+    op = current_operator()
+    if op is None:
+        return False
+    return op.role != "department" or ticket.department_id == op.department_id
+
+
+def actor() -> str:
+    op = current_operator()
+    return op.email if op is not None else "system"
 
 
 def _safe_next(target: str | None) -> str:
@@ -57,23 +113,98 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _client_address() -> str:
+    """The peer address; behind a proxy, configure ProxyFix so this is the client's."""
+    return request.remote_addr or "unknown"
+
+
+def _recent_failures(key: str) -> int:
+    since = utcnow() - ATTEMPT_WINDOW
+    return int(
+        g.db.scalar(
+            select(func.count()).where(LoginAttempt.key == key, LoginAttempt.created_at >= since)
+        )
+        or 0
+    )
+
+
+def _throttled(email: str) -> bool:
+    return (
+        _recent_failures(f"account:{email}") >= MAX_FAILURES_PER_ACCOUNT
+        or _recent_failures(f"address:{_client_address()}") >= MAX_FAILURES_PER_ADDRESS
+    )
+
+
+def _record_failure(email: str) -> None:
+    now = utcnow()
+    g.db.add_all(
+        [
+            LoginAttempt(key=f"account:{email}", created_at=now),
+            LoginAttempt(key=f"address:{_client_address()}", created_at=now),
+        ]
+    )
+    g.db.execute(delete(LoginAttempt).where(LoginAttempt.created_at < now - 2 * ATTEMPT_WINDOW))
+    g.db.commit()
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
+    if request.args.get("lang") in LANGUAGES:
+        session["language"] = request.args["lang"]
     error = None
+    status = 200
     if request.method == "POST":
-        email = (request.form.get("email") or "").strip().lower()
+        email = (request.form.get("email") or "").strip().lower()[:254]
         password = request.form.get("password") or ""
-        op = g.db.scalar(select(Operator).where(Operator.email == email))
-        if op is not None and op.active and verify_password(op.password_hash, password):
-            session.clear()
-            session["operator_id"] = op.id
-            session.permanent = True
-            return redirect(_safe_next(request.args.get("next")))
-        error = "電子郵件或密碼不正確 / Wrong email or password"
-    return render_template("login.html", error=error), (401 if error else 200)
+        if _throttled(email):
+            error = _("Too many failed sign-ins. Wait 15 minutes and try again.")
+            status = 429
+        else:
+            op = g.db.scalar(select(Operator).where(Operator.email == email))
+            if op is not None and op.active and verify_password(op.password_hash, password):
+                g.db.execute(delete(LoginAttempt).where(LoginAttempt.key == f"account:{email}"))
+                g.db.commit()
+                session.clear()
+                session["operator_id"] = op.id
+                session["auth_epoch"] = _epoch(op)
+                session.permanent = True
+                return redirect(_safe_next(request.args.get("next")))
+            _record_failure(email)
+            error = _("Wrong email or password.")
+            status = 401
+    return render_template("login.html", error=error), status
 
 
 @bp.post("/logout")
 def logout() -> Any:
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+@bp.post("/language")
+@login_required()
+def set_language() -> Any:
+    language = request.form.get("language", "")
+    if language not in LANGUAGES:
+        abort(400)
+    op = current_operator()
+    assert op is not None
+    op.language = language
+    g.db.commit()
+    flash(_("Language changed."))
+    return redirect(_safe_next(request.form.get("next")))
+
+
+def install(app: Any) -> None:
+    """Context every template needs: the operator, the configuration and role helpers."""
+
+    @app.context_processor
+    def _operator_context() -> dict[str, Any]:
+        op = current_operator() if "db" in g else None
+        return {
+            "operator": op,
+            "config": current_app.config["HOTLINE_SETTINGS"].config,
+            "is_manager": op is not None and op.role in MANAGERS,
+            "is_admin": op is not None and op.role == "admin",
+            "is_staff": op is not None and op.role in STAFF,
+        }

@@ -85,6 +85,7 @@ def route_ticket(ticket_id: int) -> str:
 def _registry() -> dict[str, Callable[..., Any]]:
     from mail.outgoing import send_email
     from mail.store import process_raw_message
+    from voice.recordings import fetch_recording
     from worker.callbacks import callback_call_ended, place_callback
     from worker.notify import notify_department, page_escalate, page_step, send_department_digests
     from worker.replies import acknowledge
@@ -104,6 +105,7 @@ def _registry() -> dict[str, Callable[..., Any]]:
         "callback_call_ended": callback_call_ended,
         "sla_sweep": sla_sweep,
         "send_sms": send_sms,
+        "fetch_recording": fetch_recording,
         "send_email": send_email,
         "process_raw_message": process_raw_message,
     }

@@ -163,16 +163,17 @@ def notify_department(
                         dedupe_key=f"send:{message.id}",
                         outgoing_id=message.id,
                     )
-            record_event(
-                session,
-                ticket,
-                "department_notified",
-                f"{code} told ({reason}, {'digest' if digest else 'email'})",
-                actor="worker",
-                department=code,
-                reason=reason,
-                mode=row.mode,
-            )
+            if reason != "routed":  # routine routing mail is in department_notification only
+                record_event(
+                    session,
+                    ticket,
+                    "department_notified",
+                    f"{code} told ({reason}, {'digest' if digest else 'email'})",
+                    actor="worker",
+                    department=code,
+                    reason=reason,
+                    mode=row.mode,
+                )
             done.append(code)
         if reason in ("routed", "emergency") and ticket.priority in opts["page_priorities"]:
             start_page(session, ticket, cfg, reason="emergency")

@@ -84,22 +84,27 @@ def relay_once(
             session.scalars(
                 select(Outbox.id)
                 .where(Outbox.status == "pending", Outbox.available_at <= now)
-                .order_by(Outbox.id)
+                .order_by(Outbox.available_at, Outbox.id)
                 .limit(RELAY_BATCH)
             )
         )
-    for row_id in ids:
-        with sessions() as session:
-            claimed = session.execute(
+        if not ids:
+            return 0
+        claimed = list(
+            session.scalars(
                 update(Outbox)
-                .where(Outbox.id == row_id, Outbox.status == "pending")
+                .where(Outbox.id.in_(ids), Outbox.status == "pending")
                 .values(status="enqueued", enqueued_at=utcnow(), attempts=Outbox.attempts + 1)
-            ).rowcount
-            session.commit()
-            if not claimed:
-                continue
-            row = session.get(Outbox, row_id)
-            assert row is not None
+                .returning(Outbox.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        session.commit()
+        rows = list(
+            session.scalars(select(Outbox).where(Outbox.id.in_(claimed)).order_by(Outbox.id))
+        )
+        rows.sort(key=lambda r: (r.available_at, r.id))
+        for index, row in enumerate(rows):
             try:
                 _enqueue(row, connection, database_url)
             except LookupError as exc:
@@ -107,8 +112,10 @@ def relay_once(
                 session.commit()
                 continue
             except Exception as exc:
-                row.status, row.last_error = "pending", f"could not reach the queue: {exc}"
-                row.available_at = utcnow() + timedelta(seconds=5)
+                for unsent in rows[index:]:
+                    unsent.status = "pending"
+                    unsent.last_error = f"could not reach the queue: {exc}"
+                    unsent.available_at = utcnow() + timedelta(seconds=5)
                 session.commit()
                 raise
             moved += 1

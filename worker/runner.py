@@ -15,7 +15,7 @@ from intake.config import get_settings
 from intake.db import session_factory
 from intake.models import Outbox, utcnow
 from worker.housekeeping import restore_callback_timers, schedule_periodic
-from worker.outbox import reconcile_once, relay_once
+from worker.outbox import RELAY_BATCH, reconcile_once, relay_once
 from worker.queues import all_queues, redis_connection
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,9 @@ class Housekeeper(threading.Thread):
         last_reconcile = 0.0
         last_minute = ""
         while not self.stop_event.is_set():
+            moved = 0
             try:
-                relay_once(sessions, self.connection, self.database_url)
+                moved = relay_once(sessions, self.connection, self.database_url)
                 minute = f"{utcnow():%Y%m%d%H%M}"
                 if minute != last_minute:
                     schedule_periodic(sessions)
@@ -50,7 +51,8 @@ class Housekeeper(threading.Thread):
             except Exception:
                 log.exception("outbox relay failed; retrying")
                 self.stop_event.wait(2.0)
-            self.stop_event.wait(RELAY_INTERVAL_SECONDS)
+            if moved < RELAY_BATCH:
+                self.stop_event.wait(RELAY_INTERVAL_SECONDS)
 
 
 def pending_work(database_url: str) -> int:

@@ -210,3 +210,27 @@ def test_many_processes_receiving_the_same_contacts_make_one_ticket_each(
 def test_references_stay_unique_and_follow_the_configured_prefix(demo, sessions):
     refs = {receive(sessions, email_contact(), demo.config).ticket_ref for _ in range(20)}
     assert len(refs) == 20 and all(r.startswith("HL-") and len(r) == 9 for r in refs)
+
+
+def test_automatic_mail_that_answers_no_ticket_is_kept_closed_and_not_routed(demo, sessions):
+    receipt = receive(
+        sessions,
+        email_contact(sender_kind="list", subject="Newsletter", text="本月優惠"),
+        demo.config,
+    )
+    with sessions() as s:
+        ticket = s.get(Ticket, receipt.ticket_id)
+        assert ticket.status == "closed"
+        assert [e.kind for e in ticket.events] == ["created", "filed_automatic"]
+        assert s.scalar(select(func.count()).select_from(Outbox)) == 0
+
+
+def test_an_automatic_message_reporting_an_emergency_still_reaches_the_queue(demo, sessions):
+    receipt = receive(
+        sessions,
+        email_contact(sender_kind="noreply", subject="Fire alarm", text="火警 B座 3樓"),
+        demo.config,
+    )
+    with sessions() as s:
+        assert s.get(Ticket, receipt.ticket_id).status == "new"
+        assert s.scalar(select(Outbox.job)) == "route_ticket"

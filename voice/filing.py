@@ -1,0 +1,310 @@
+"""What a call leaves behind: its Call row, its ticket, its recordings, its missed-call callback.
+
+Every step is idempotent: the Call row by CallSid, the ticket by (voice, CallSid) through
+`intake.service.receive`, a recording by RecordingSid. `receive` runs in its own transaction, so
+callers end their own session's transaction before calling these (SQLite takes the write lock at BEGIN).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from intake.callbacks import OPEN_CALLBACK_STATUSES, schedule_callback
+from intake.config import HotlineConfig
+from intake.contact import InboundAttachment, InboundContact
+from intake.models import Attachment, Call, Callback, ContactPoint, Resident, Ticket, utcnow
+from intake.phones import normalize_phone
+from intake.phrases import render
+from intake.service import Receipt, receive
+from intake.tickets import enqueue_after_commit
+from voice.languages import WRITTEN, remembered_language
+
+MAX_SPEECH_CHARS = 4000
+TOPIC_CATEGORIES = {
+    "repair": "repair",
+    "complaint": "complaint",
+    "inquiry": "inquiry",
+    "emergency": "emergency",
+    "after_hours": None,
+    "voicemail": None,
+    "operator": None,
+}
+
+
+_RESIDENT_BY_PHONE = (
+    select(Resident.id, Resident.name, Resident.spoken_language, Resident.language)
+    .join(ContactPoint, ContactPoint.resident_id == Resident.id)
+    .where(ContactPoint.kind == "phone", ContactPoint.value == bindparam("phone"))
+    .limit(1)
+)
+_INSERT_CALL = insert(Call).returning(Call.id)
+
+
+def ensure_call(
+    sessions: sessionmaker[Session], params: Any, config: HotlineConfig, *, greet: bool = False
+) -> Call:
+    """The Call row for this CallSid, created on first sight (a retried webhook finds it).
+
+    With `greet` (the incoming-call webhook) the row is born greeted and, for a known resident,
+    with their remembered language. A new call costs one lookup and one insert in one transaction:
+    this is the hot path of every call.
+    """
+    sid = params["CallSid"]
+    phone = normalize_phone(params.get("From"), config.phone_region)
+    with sessions() as session:
+        if not greet:
+            call = session.scalar(select(Call).where(Call.call_sid == sid))
+            if call is not None:
+                return call
+        resident = session.execute(_RESIDENT_BY_PHONE, {"phone": phone}).first() if phone else None
+        known = (
+            remembered_language(config, resident.spoken_language, resident.language)
+            if greet and resident is not None
+            else None
+        )
+        values: dict[str, Any] = {
+            "call_sid": sid,
+            "parent_call_sid": params.get("ParentCallSid") or None,
+            "direction": (params.get("Direction") or "inbound")[:20],
+            "from_number": phone or (params.get("From") or "")[:32] or None,
+            "to_number": (params.get("To") or "")[:32] or None,
+            "status": (params.get("CallStatus") or "ringing")[:20],
+            "status_sequence": -1,
+            "resident_id": resident.id if resident else None,
+            "language": known.key if known else None,
+            "greeted": greet,
+            "filed": False,
+            "ivr_path": ["greeted"] if greet else [],
+            "meta": {"resident_name": resident.name}
+            if resident is not None and resident.name
+            else {},
+            "started_at": utcnow(),
+        }
+        try:
+            call_id = session.execute(_INSERT_CALL, values).scalar_one()
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            call = session.scalar(select(Call).where(Call.call_sid == sid))
+            assert call is not None
+            return call
+    return Call(id=call_id, **values)
+
+
+def record_step(sessions: sessionmaker[Session], call_id: int, step: str, **changes: Any) -> None:
+    """Append to the call's IVR path and set fields, in one short transaction."""
+    with sessions() as session:
+        call = session.get(Call, call_id)
+        if call is None:
+            return
+        call.ivr_path = [*call.ivr_path, step][-50:]
+        for key, value in changes.items():
+            setattr(call, key, value)
+        session.commit()
+
+
+def file_ticket(
+    sessions: sessionmaker[Session],
+    call: Call,
+    config: HotlineConfig,
+    *,
+    text: str,
+    topic: str,
+    kind: str = "call",
+    priority_hint: str | None = None,
+    now: datetime | None = None,
+) -> Receipt:
+    """The call's ticket (one per CallSid), filed as soon as there is something to file."""
+    contact = InboundContact(
+        channel="voice",
+        external_id=call.call_sid,
+        kind=kind,
+        sender_phone=call.from_number,
+        recipient=call.to_number,
+        text=text[:MAX_SPEECH_CHARS],
+        language_hint=WRITTEN.get(call.language or "", None),
+        ivr_selections=tuple(str(s) for s in call.ivr_path),
+        category_hint=TOPIC_CATEGORIES.get(topic),
+        priority_hint=priority_hint,
+        meta={"call_sid": call.call_sid, "spoken_language": call.language, "topic": topic},
+    )
+    receipt = receive(sessions, contact, config, now=now)
+    with sessions() as session:
+        row = session.get(Call, call.id)
+        if row is not None and (not row.filed or row.ticket_id != receipt.ticket_id):
+            row.filed = True
+            row.ticket_id = receipt.ticket_id
+            session.commit()
+    call.filed, call.ticket_id = True, receipt.ticket_id
+    return receipt
+
+
+def attach_recording(
+    sessions: sessionmaker[Session],
+    call: Call,
+    config: HotlineConfig,
+    *,
+    recording_sid: str,
+    recording_url: str | None,
+    duration: int | None,
+    fetch: bool,
+) -> Attachment | None:
+    """The recording as an interaction + attachment on the call's ticket, once per RecordingSid."""
+    if call.ticket_id is None:
+        return None
+    with sessions() as session:
+        ticket = session.get(Ticket, call.ticket_id)
+        assert ticket is not None and ticket.ref is not None
+        ref = ticket.ref
+    contact = InboundContact(
+        channel="voice",
+        external_id=recording_sid,
+        kind="voicemail",
+        sender_phone=call.from_number,
+        text="",
+        ticket_ref=ref,
+        ticket_ref_trusted=True,
+        attachments=(
+            InboundAttachment(
+                filename=f"{recording_sid}.wav",
+                content_type="audio/wav",
+                size=0,
+                external_url=recording_url,
+                external_id=recording_sid,
+            ),
+        ),
+        meta={
+            "call_sid": call.call_sid,
+            "duration_seconds": duration,
+            "recording_url": recording_url,
+        },
+    )
+    receive(sessions, contact, config)
+    with sessions() as session:
+        attachment = session.scalar(
+            select(Attachment).where(Attachment.external_id == recording_sid)
+        )
+        if attachment is not None and fetch and attachment.sha256 is None:
+            try:
+                enqueue_after_commit(
+                    session,
+                    "fetch_recording",
+                    queue="low",
+                    dedupe_key=f"fetchrec:{recording_sid}",
+                    attachment_id=attachment.id,
+                )
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+        return attachment
+
+
+def owe_callback(
+    sessions: sessionmaker[Session],
+    call: Call,
+    config: HotlineConfig,
+    purpose: str,
+    *,
+    queued_at: datetime | None = None,
+    now: datetime | None = None,
+) -> int | None:
+    """One callback of `purpose` for the call's ticket (a repeated request finds the first)."""
+    if call.ticket_id is None or not call.from_number or not call.from_number.startswith("+"):
+        return None
+    with sessions() as session:
+        existing = session.scalar(
+            select(Callback.id).where(
+                Callback.ticket_id == call.ticket_id, Callback.purpose == purpose
+            )
+        )
+        if existing is not None:
+            return existing
+        ticket = session.get(Ticket, call.ticket_id)
+        assert ticket is not None
+        callback = schedule_callback(
+            session,
+            ticket,
+            phone=call.from_number,
+            purpose=purpose,
+            config=config,
+            now=now,
+            queued_at=queued_at,
+        )
+        session.commit()
+        return callback.id
+
+
+def open_missed_call_ticket(
+    session: Session, phone: str, config: HotlineConfig, now: datetime
+) -> str | None:
+    """The ticket of an open missed-call callback for this number within the window, if any."""
+    window = timedelta(minutes=int(config.callbacks.get("missed_call_window_minutes", 120)))
+    return session.scalar(
+        select(Ticket.ref)
+        .join(Callback, Callback.ticket_id == Ticket.id)
+        .where(
+            Callback.phone == phone,
+            Callback.purpose == "missed_call",
+            Callback.status.in_(OPEN_CALLBACK_STATUSES),
+            Callback.created_at >= now - window,
+        )
+        .order_by(Callback.id)
+        .limit(1)
+    )
+
+
+def file_missed_call(
+    sessions: sessionmaker[Session], call: Call, config: HotlineConfig, now: datetime | None = None
+) -> Receipt | None:
+    """A caller hung up in the menu before anything was filed: a ticket and a callback, one per window."""
+    phone = call.from_number
+    if not phone or not phone.startswith("+"):
+        return None
+    now = now or utcnow()
+    with sessions() as session:
+        earlier = open_missed_call_ticket(session, phone, config, now)
+    language = WRITTEN.get(call.language or "", config.default_language)
+    contact = InboundContact(
+        channel="voice",
+        external_id=call.call_sid,
+        kind="missed_call",
+        sender_phone=phone,
+        recipient=call.to_number,
+        subject=render("voice_missed_call_subject", language, phone=phone),
+        text=render(
+            "voice_missed_call_text",
+            language,
+            phone=phone,
+            path=" > ".join(map(str, call.ivr_path)),
+        ),
+        language_hint=language,
+        category_hint="other",
+        ivr_selections=tuple(str(s) for s in call.ivr_path),
+        ticket_ref=earlier,
+        ticket_ref_trusted=earlier is not None,
+        meta={"call_sid": call.call_sid, "spoken_language": call.language, "abandoned": True},
+    )
+    receipt = receive(sessions, contact, config, now=now)
+    call.ticket_id = receipt.ticket_id
+    with sessions() as session:
+        row = session.get(Call, call.id)
+        if row is not None:
+            row.ticket_id, row.filed = receipt.ticket_id, True
+        ticket = session.get(Ticket, receipt.ticket_id)
+        assert ticket is not None
+        already = receipt.duplicate and session.scalar(
+            select(Callback.id).where(
+                Callback.ticket_id == ticket.id, Callback.purpose == "missed_call"
+            )
+        )
+        if not already:
+            schedule_callback(
+                session, ticket, phone=phone, purpose="missed_call", config=config, now=now
+            )
+        session.commit()
+    return receipt

@@ -1,0 +1,346 @@
+"""Administration: departments and on-call chains, routing rules with a dry run, standard-phrase
+templates previewed per language, business hours and holidays, operators; the health page."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from jinja2 import TemplateError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from intake.auth import ROLES, hash_password
+from intake.calendar import _holiday_calendar, describe_hours
+from intake.classify import classify
+from intake.models import ChannelHealth, Department, Operator, Outbox, utcnow
+from intake.phones import normalize_phone
+from intake.phrases import TEMPLATE_DIR, render
+from intake.routing import TicketFacts, decide
+from web.auth import MANAGERS, current_operator, login_required
+from web.i18n import LANGUAGES
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+SAMPLE_CONTEXT: dict[str, Any] = {
+    "name": "陳大文",
+    "ref": "HL-000123",
+    "company": "",
+    "operator": "林接線員",
+    "subject": "廚房漏水",
+    "received_at": "2026-11-02 10:15",
+    "department": "工程部",
+    "chars": list("HL000123"),
+}
+DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _config() -> Any:
+    return current_app.config["HOTLINE_SETTINGS"].config
+
+
+@bp.get("/")
+@login_required("admin")
+def index() -> Any:
+    return render_template("admin.html", page="index")
+
+
+@bp.get("/departments")
+@login_required("admin")
+def departments() -> Any:
+    config = _config()
+    rows = {d.code: d for d in g.db.scalars(select(Department))}
+    staff = g.db.execute(
+        select(Operator.department_id, func.count())
+        .where(Operator.active.is_(True))
+        .group_by(Operator.department_id)
+    ).all()
+    return render_template(
+        "admin.html",
+        page="departments",
+        departments=config.departments,
+        rows=rows,
+        staff=dict(staff),
+    )
+
+
+@bp.get("/routing")
+@login_required("admin")
+def routing() -> Any:
+    """The rules in order, and a dry run: which rule a made-up ticket would hit, and why."""
+    config = _config()
+    result = None
+    args = request.args
+    if args.get("text") is not None and "run" in args:
+        text = args.get("text", "")[:2000]
+        found = classify(text, config, category_hint=args.get("category") or None)
+        try:
+            at = (
+                datetime.fromisoformat(args["at"]).replace(tzinfo=config.timezone)
+                if args.get("at")
+                else utcnow()
+            )
+        except ValueError:
+            abort(400)
+        facts = TicketFacts(
+            category=found.category,
+            priority=found.priority,
+            channel=args.get("channel") or "email",
+            text=text,
+            building=args.get("building") or None,
+            created_at=at,
+        )
+        result = {"classification": found, "decision": decide(facts, config)}
+    replay = _replay(config) if "replay" in args else None
+    return render_template(
+        "admin.html",
+        page="routing",
+        rules=config.routing_rules,
+        result=result,
+        args=args,
+        replay=replay,
+    )
+
+
+def _replay(config: Any, limit: int = 100) -> list[dict[str, Any]]:
+    """The rules as configured now, replayed on recent tickets: where would each one go today?"""
+    from sqlalchemy.orm import selectinload
+
+    from intake.models import Ticket, Unit
+    from worker.jobs import ticket_facts
+
+    rows = []
+    tickets = g.db.scalars(
+        select(Ticket)
+        .options(selectinload(Ticket.events), selectinload(Ticket.unit).selectinload(Unit.building))
+        .order_by(Ticket.id.desc())
+        .limit(limit)
+    )
+    for ticket in tickets:
+        routed = next((e for e in reversed(ticket.events) if e.kind == "routed"), None)
+        decision = decide(ticket_facts(ticket), config)
+        then = (
+            (routed.data.get("department"), routed.data.get("priority")) if routed else (None, None)
+        )
+        rows.append(
+            {
+                "ref": ticket.ref,
+                "then": then,
+                "now": (decision.department, decision.priority),
+                "rule": decision.rule,
+                "why": decision.explain(),
+                "changed": routed is not None and then != (decision.department, decision.priority),
+            }
+        )
+    return rows
+
+
+def _phrase_names() -> list[str]:
+    return sorted({p.stem for p in TEMPLATE_DIR.glob("*/*.txt")})
+
+
+@bp.get("/templates")
+@login_required("admin")
+def templates() -> Any:
+    config = _config()
+    name = request.args.get("name", "")
+    names = _phrase_names()
+    previews = {}
+    if name:
+        if name not in names:
+            abort(404)
+        for lang in LANGUAGES:
+            try:
+                previews[lang] = render(
+                    name, lang, **{**SAMPLE_CONTEXT, "company": config.company(lang)}
+                )
+            except TemplateError as exc:
+                previews[lang] = f"⚠ {exc}"
+    available = {n: sorted(p.parent.name for p in TEMPLATE_DIR.glob(f"*/{n}.txt")) for n in names}
+    return render_template(
+        "admin.html",
+        page="templates",
+        names=names,
+        name=name,
+        previews=previews,
+        available=available,
+    )
+
+
+@bp.get("/hours")
+@login_required("admin")
+def hours() -> Any:
+    config = _config()
+    year = datetime.now(config.timezone).year
+    holidays: list[tuple[date, str]] = []
+    for y in (year, year + 1):
+        holidays += sorted(
+            _holiday_calendar(config.holiday_country, config.holiday_subdivision, y).items()
+        )
+    return render_template(
+        "admin.html",
+        page="hours",
+        business_hours=[(DAY_KEYS[d], config.business_hours.get(d)) for d in range(7)],
+        described={lang: describe_hours(config, lang) for lang in LANGUAGES},
+        holidays=holidays,
+    )
+
+
+@bp.get("/operators")
+@login_required("admin")
+def operators() -> Any:
+    return render_template(
+        "admin.html",
+        page="operators",
+        operators=g.db.scalars(
+            select(Operator).order_by(Operator.active.desc(), Operator.email)
+        ).all(),
+        departments=g.db.scalars(select(Department).order_by(Department.code)).all(),
+        roles=ROLES,
+    )
+
+
+def _operator_fields(op: Operator, form: Any) -> str | None:
+    """Apply the form to `op`; an error message, or None."""
+    role = form.get("role", op.role)
+    if role not in ROLES:
+        return _("Unknown role.")
+    dept_code = form.get("department") or ""
+    dept = (
+        g.db.scalar(select(Department).where(Department.code == dept_code)) if dept_code else None
+    )
+    if role == "department" and dept is None:
+        return _("Department staff need a department.")
+    language = form.get("language", op.language or "zh-Hant")
+    if language not in LANGUAGES:
+        return _("Unknown language.")
+    phone_raw = (form.get("phone") or "").strip()
+    phone = normalize_phone(phone_raw, _config().phone_region) if phone_raw else None
+    if phone_raw and phone is None:
+        return _("The phone number is not valid.")
+    op.role, op.department_id, op.language, op.phone = (
+        role,
+        dept.id if dept else None,
+        language,
+        phone,
+    )
+    password = form.get("password") or ""
+    if password:
+        try:
+            op.password_hash = hash_password(password)
+        except ValueError:
+            return _("A password needs at least 8 characters.")
+    return None
+
+
+@bp.post("/operators")
+@login_required("admin")
+def create_operator() -> Any:
+    email = (request.form.get("email") or "").strip().lower()
+    name = (request.form.get("name") or "").strip()
+    if "@" not in email or not name or not request.form.get("password"):
+        flash(_("Email, name and password are required."), "error")
+        return redirect(url_for("admin.operators"))
+    op = Operator(
+        email=email, name=name, role="operator", password_hash="", language="zh-Hant", active=True
+    )
+    error = _operator_fields(op, request.form)
+    if error:
+        flash(error, "error")
+        return redirect(url_for("admin.operators"))
+    g.db.add(op)
+    try:
+        g.db.commit()
+    except IntegrityError:
+        g.db.rollback()
+        flash(_("An operator with this email exists already."), "error")
+        return redirect(url_for("admin.operators"))
+    flash(_("Operator added."))
+    return redirect(url_for("admin.operators"))
+
+
+@bp.post("/operators/<int:operator_id>")
+@login_required("admin")
+def update_operator(operator_id: int) -> Any:
+    op = g.db.get(Operator, operator_id)
+    if op is None:
+        abort(404)
+    error = _operator_fields(op, request.form)
+    if error:
+        g.db.rollback()
+        flash(error, "error")
+        return redirect(url_for("admin.operators"))
+    active = request.form.get("active") == "1"
+    me = current_operator()
+    if not active and me is not None and op.id == me.id:
+        g.db.rollback()
+        flash(_("You cannot deactivate yourself."), "error")
+        return redirect(url_for("admin.operators"))
+    op.active = active
+    g.db.commit()
+    flash(_("Operator updated."))
+    return redirect(url_for("admin.operators"))
+
+
+def _queue_depths() -> dict[str, Any]:
+    """Jobs waiting per RQ queue, and failed jobs; an error string when Redis is unreachable."""
+    settings = current_app.config["HOTLINE_SETTINGS"]
+    if not settings.redis_url:
+        return {"error": _("REDIS_URL is not set")}
+    try:
+        from redis import Redis
+        from rq import Queue
+
+        connection = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+        depths = {}
+        for name in ("urgent", "default", "low"):
+            queue = Queue(name, connection=connection)
+            depths[name] = {"waiting": queue.count, "failed": queue.failed_job_registry.count}
+        connection.close()
+        return {"queues": depths}
+    except Exception as exc:  # Redis down: the health page must still render and say so.
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+@bp.get("/health")
+@login_required(*MANAGERS)
+def health() -> Any:
+    outbox_counts = dict(
+        g.db.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all()
+    )
+    failed = g.db.scalars(
+        select(Outbox).where(Outbox.status == "failed").order_by(Outbox.id.desc()).limit(100)
+    ).all()
+    return render_template(
+        "admin.html",
+        page="health",
+        channels=g.db.scalars(select(ChannelHealth).order_by(ChannelHealth.name)).all(),
+        rq=_queue_depths(),
+        outbox_counts=outbox_counts,
+        failed=failed,
+        now=utcnow(),
+    )
+
+
+@bp.post("/outbox/<int:row_id>/retry")
+@login_required(*MANAGERS)
+def retry(row_id: int) -> Any:
+    from worker.outbox import retry_failed
+
+    g.db.commit()  # end this request's transaction: SQLite allows one writer at a time
+    if retry_failed(current_app.extensions["hotline_sessions"], row_id):
+        flash(_("Job %(id)s will be retried.", id=row_id))
+    else:
+        flash(_("Job %(id)s is not failed; nothing to retry.", id=row_id), "error")
+    return redirect(url_for("admin.health"))

@@ -1,0 +1,17 @@
+"""The JSON API under /api/v1/: bearer tokens per client, JSON errors, an OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from web.api.common import bp, register_errors
+
+
+def register_api(app: Flask) -> None:
+    from web.api import openapi, resources, tickets  # noqa: F401  (routes attach to bp)
+
+    app.register_blueprint(bp)
+    register_errors(app)
+
+
+__all__ = ["bp", "register_api"]

@@ -1,0 +1,346 @@
+"""Tickets over the API: the queue's filters and order, the whole story, changes with an actor."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from flask import g, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from intake.models import (
+    Department,
+    Interaction,
+    Operator,
+    OutgoingMessage,
+    Resident,
+    Ticket,
+    Unit,
+    utcnow,
+)
+from intake.phones import normalize_email
+from intake.phrases import render
+from intake.serialize import interaction_json, outgoing_json, ticket_detail_json, ticket_json
+from intake.tickets import STATUSES, change_status, enqueue_after_commit, record_event
+from web.api.common import (
+    ApiError,
+    actor,
+    bp,
+    check_fields,
+    config,
+    current_client,
+    decode_cursor,
+    json_body,
+    page_response,
+    query_bool,
+    query_choice,
+    query_limit,
+    query_list,
+    require,
+    text_field,
+    visible,
+)
+from web.filters import CHANNELS, PRIORITIES, SLA_STATES, QueueFilter
+
+SORTS = ("urgency", "newest")
+EMAIL_PATTERN = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+def _aware(text: Any) -> datetime:
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("naive")
+    return moment
+
+
+def _checked_cursor(cursor: str | None, sort: str) -> str | None:
+    """Reject a cursor that does not fit the order asked for (it would otherwise mean page one)."""
+    if not cursor:
+        return None
+    key = decode_cursor(cursor)
+    try:
+        if sort == "newest":
+            if len(key) != 2 or isinstance(key[1], bool):
+                raise ValueError("shape")
+            _aware(key[0])
+            int(key[1])
+        else:
+            if len(key) != 3 or key[0] not in PRIORITIES or isinstance(key[2], bool):
+                raise ValueError("shape")
+            if key[1] is not None:
+                _aware(key[1])
+            int(key[2])
+    except (ValueError, TypeError, OverflowError):
+        raise ApiError(400, "invalid_cursor", "the cursor does not fit this order") from None
+    return cursor
+
+
+def ticket_filter() -> tuple[QueueFilter, str | None, bool]:
+    """The queue's filters from the query string; unknown values are a 400, not silence."""
+    conf = config()
+    statuses = query_list("status", (*STATUSES, "all"))
+    if "all" in statuses:
+        statuses = []
+    elif not statuses:
+        statuses = list(QueueFilter().statuses)
+    categories = query_list("category", tuple(c.code for c in conf.categories))
+    departments = query_list("department", tuple(d.code for d in conf.departments))
+    assignee = request.args.get("assignee") or None
+    unassigned = query_bool("unassigned")
+    if assignee and unassigned:
+        raise ApiError(400, "invalid_parameter", "assignee and unassigned=true contradict")
+    flt = QueueFilter(
+        statuses=statuses,
+        channels=query_list("channel", CHANNELS),
+        categories=categories,
+        departments=departments,
+        priorities=query_list("priority", PRIORITIES),
+        buildings=query_list("building"),
+        sla=query_choice("sla", SLA_STATES) or "",
+        assigned="none" if unassigned else "",
+        q=(request.args.get("q") or "").strip()[:100],
+        sort=query_choice("sort", SORTS) or "urgency",
+    )
+    return flt, assignee, bool(unassigned)
+
+
+def _ticket_options() -> list[Any]:
+    return [
+        selectinload(Ticket.department),
+        selectinload(Ticket.assignee),
+        selectinload(Ticket.resident).selectinload(Resident.unit).selectinload(Unit.building),
+        selectinload(Ticket.resident).selectinload(Resident.contact_points),
+    ]
+
+
+@bp.get("/tickets")
+@require("tickets:read")
+def list_tickets() -> Any:
+    flt, assignee, _unassigned = ticket_filter()
+    limit = query_limit()
+    cursor = _checked_cursor(request.args.get("cursor"), flt.sort)
+    query = visible(flt.apply(select(Ticket), None))
+    if assignee:
+        query = query.where(
+            Ticket.assignee_id.in_(
+                select(Operator.id).where(Operator.email == assignee.strip().lower())
+            )
+        )
+    query = flt.order(flt.after(query, cursor)).limit(limit + 1).options(*_ticket_options())
+    rows = list(g.db.scalars(query))
+    next_cursor = flt.cursor_for(rows[limit - 1]) if len(rows) > limit else None
+    conf = config()
+    return page_response([ticket_json(t, conf) for t in rows[:limit]], next_cursor)
+
+
+def load_ticket(ref: str) -> Ticket:
+    ticket = g.db.scalar(visible(select(Ticket).where(Ticket.ref == ref)))
+    if ticket is None:
+        raise ApiError(404, "not_found", f"no ticket {ref}")
+    return ticket
+
+
+@bp.get("/tickets/<ref>")
+@require("tickets:read")
+def get_ticket(ref: str) -> Any:
+    return jsonify(ticket_detail_json(load_ticket(ref), config()))
+
+
+UPDATABLE = {"status", "priority", "category", "department", "assignee", "resolution_note"}
+
+
+@bp.patch("/tickets/<ref>")
+@require("tickets:write")
+def update_ticket(ref: str) -> Any:
+    """Every field is checked before anything changes; each change writes an event."""
+    data = json_body()
+    check_fields(data, UPDATABLE)
+    ticket = load_ticket(ref)
+    conf = config()
+    status = text_field(data, "status")
+    if status is not None and status not in STATUSES:
+        raise ApiError(400, "invalid_field", f"status must be one of {', '.join(STATUSES)}")
+    priority = text_field(data, "priority")
+    if priority is not None and priority not in PRIORITIES:
+        raise ApiError(400, "invalid_field", f"priority must be one of {', '.join(PRIORITIES)}")
+    category = text_field(data, "category")
+    if category is not None and conf.category(category) is None:
+        raise ApiError(400, "invalid_field", f"unknown category {category!r}")
+    note = text_field(data, "resolution_note", max_length=4000)
+    if status == "resolved" and not (note or ticket.resolution_note):
+        raise ApiError(400, "missing_field", "resolving a ticket needs a resolution_note")
+    dept_change = "department" in data
+    dept: Department | None = None
+    if dept_change:
+        code = text_field(data, "department")
+        if code:
+            if conf.department(code) is None:
+                raise ApiError(400, "invalid_field", f"unknown department {code!r}")
+            from intake.tickets import department_by_code
+
+            dept = department_by_code(g.db, code, conf)
+        if current_client().department_id is not None and (
+            dept is None or dept.id != current_client().department_id
+        ):
+            raise ApiError(
+                403, "forbidden", "this client may not move tickets out of its department"
+            )
+    assignee_change = "assignee" in data
+    assignee: Operator | None = None
+    if assignee_change:
+        email = text_field(data, "assignee", max_length=254)
+        if email:
+            assignee = g.db.scalar(select(Operator).where(Operator.email == email.lower()))
+            if assignee is None or not assignee.active:
+                raise ApiError(400, "invalid_field", f"no active operator {email!r}")
+
+    who = actor()
+    if category is not None and category != ticket.category:
+        record_event(
+            g.db,
+            ticket,
+            "category_changed",
+            f"{ticket.category} → {category}",
+            actor=who,
+            previous=ticket.category,
+            category=category,
+        )
+        ticket.category = category
+    if priority is not None and priority != ticket.priority:
+        record_event(
+            g.db,
+            ticket,
+            "priority_changed",
+            f"{ticket.priority} → {priority}",
+            actor=who,
+            previous=ticket.priority,
+            priority=priority,
+        )
+        ticket.priority = priority
+    if dept_change and (dept.id if dept else None) != ticket.department_id:
+        previous = ticket.department.code if ticket.department else None
+        record_event(
+            g.db,
+            ticket,
+            "department_changed",
+            f"{previous or '—'} → {dept.code if dept else '—'}",
+            actor=who,
+            previous=previous,
+            department=dept.code if dept else None,
+        )
+        ticket.department = dept
+        if ticket.status == "new" and dept is not None and status is None:
+            change_status(g.db, ticket, "routed", actor=who)
+    if assignee_change and (assignee.id if assignee else None) != ticket.assignee_id:
+        record_event(
+            g.db,
+            ticket,
+            "assigned",
+            assignee.email if assignee else "unassigned",
+            actor=who,
+            assignee=assignee.email if assignee else None,
+        )
+        ticket.assignee = assignee
+    if note is not None and note != ticket.resolution_note:
+        ticket.resolution_note = note
+        record_event(g.db, ticket, "resolution_note", note[:200], actor=who)
+    if status is not None:
+        change_status(g.db, ticket, status, actor=who)
+    ticket.updated_at = utcnow()
+    g.db.commit()
+    g.db.refresh(ticket)
+    return jsonify(ticket_json(ticket, conf))
+
+
+@bp.post("/tickets/<ref>/notes")
+@require("tickets:write")
+def add_note(ref: str) -> Any:
+    data = json_body()
+    check_fields(data, {"text"})
+    text = text_field(data, "text", required=True, max_length=20000)
+    ticket = load_ticket(ref)
+    item = Interaction(
+        ticket_id=ticket.id,
+        kind="note",
+        direction="internal",
+        channel="api",
+        sender=actor(),
+        body_text=text or "",
+        meta={},
+        created_at=utcnow(),
+    )
+    g.db.add(item)
+    record_event(g.db, ticket, "note_added", (text or "")[:200], actor=actor())
+    g.db.commit()
+    g.db.refresh(item)
+    return jsonify(interaction_json(item, config())), 201
+
+
+def _default_recipient(ticket: Ticket) -> str | None:
+    if ticket.contact_email:
+        return ticket.contact_email
+    if ticket.resident is not None:
+        for cp in ticket.resident.contact_points:
+            if cp.kind == "email" and not cp.unreachable:
+                return cp.value
+    return None
+
+
+@bp.post("/tickets/<ref>/replies")
+@require("tickets:write")
+def add_reply(ref: str) -> Any:
+    """An email to the resident: stored first, sent by the worker once this commits."""
+    data = json_body()
+    check_fields(data, {"body", "to", "subject"})
+    body = text_field(data, "body", required=True, max_length=50000)
+    subject = text_field(data, "subject", max_length=300)
+    to_given = text_field(data, "to", max_length=254)
+    ticket = load_ticket(ref)
+    to = normalize_email(to_given) if to_given else _default_recipient(ticket)
+    if to_given and (to is None or not EMAIL_PATTERN.match(to)):
+        raise ApiError(400, "invalid_field", "to must be an email address")
+    if to is None:
+        raise ApiError(400, "missing_field", "the ticket has no email address; give `to`")
+    subject = subject or render(
+        "reply_email_subject", ticket.language, subject=ticket.subject, ref=ticket.ref
+    )
+    last_inbound = next(
+        (
+            i
+            for i in reversed(ticket.interactions)
+            if i.channel == "email" and i.direction == "in" and i.external_id
+        ),
+        None,
+    )
+    references = (last_inbound.meta or {}).get("references", []) if last_inbound else []
+    message = OutgoingMessage(
+        ticket_id=ticket.id,
+        channel="email",
+        to=to,
+        subject=subject[:500],
+        body_text=body or "",
+        in_reply_to=last_inbound.external_id if last_inbound else None,
+        references=" ".join([*references, last_inbound.external_id]) if last_inbound else None,
+        headers={"api_client": current_client().name},
+        status="queued",
+        created_at=utcnow(),
+    )
+    g.db.add(message)
+    g.db.flush()
+    message.dedupe_key = f"send:{message.id}"
+    enqueue_after_commit(
+        g.db, "send_email", dedupe_key=f"send:{message.id}", outgoing_id=message.id
+    )
+    record_event(
+        g.db, ticket, "reply_queued", f"reply to {to}", actor=actor(), outgoing_id=message.id
+    )
+    if ticket.first_responded_at is None:
+        ticket.first_responded_at = utcnow()
+    if ticket.status in ("new", "routed"):
+        change_status(g.db, ticket, "in_progress", actor=actor())
+    g.db.commit()
+    return jsonify(outgoing_json(message, g.db, config())), 201

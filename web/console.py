@@ -1,0 +1,64 @@
+"""Wires the operator console into the Flask app: languages, template helpers, blueprints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app, g
+from flask_babel import get_locale
+
+from web.i18n import LANGUAGE_NAMES, LANGUAGES, current_language, init_babel
+from web.labels import LABELS
+
+
+def _local(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if moment is None:
+        return "—"
+    tz = current_app.config["HOTLINE_SETTINGS"].config.timezone
+    return moment.astimezone(tz).strftime(fmt)
+
+
+def _duration(seconds: int | float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def register_console(app: Flask) -> None:
+    from web import admin, auth, callbacks, queue, reports, residents, ticket
+
+    settings = app.config["HOTLINE_SETTINGS"]
+    init_babel(app, settings.data_dir / "translations")
+    auth.install(app)
+    app.jinja_env.filters["local"] = _local
+    app.jinja_env.filters["duration"] = _duration
+    app.jinja_env.globals.update(LABELS)
+    app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    app.jinja_env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
+    app.jinja_env.globals["sla_state"] = queue.sla_state
+
+    @app.context_processor
+    def _console_context() -> dict[str, Any]:
+        context: dict[str, Any] = {
+            "language": current_language() if "db" in g else "zh-Hant",
+            "html_lang": str(get_locale() or "zh_Hant").replace("_", "-"),
+        }
+        op = auth.current_operator() if "db" in g else None
+        if op is not None and op.role in auth.STAFF:
+            context["counts"] = queue.waiting_counts()
+        return context
+
+    for blueprint in (
+        auth.bp,
+        queue.bp,
+        ticket.bp,
+        callbacks.bp,
+        residents.bp,
+        reports.bp,
+        admin.bp,
+    ):
+        app.register_blueprint(blueprint)

@@ -1,0 +1,228 @@
+"""The queue's filters, order and keyset pagination, shared by the queue page and its live updates.
+
+Default: open tickets, most urgent first (priority, then resolution due time, then id). Keyset
+pagination keeps an operator's place while new tickets arrive: the cursor names the last row seen,
+never an offset. The default order matches the partial index `ix_ticket_open_urgency`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
+from werkzeug.datastructures import MultiDict
+
+from intake.models import Building, Department, Operator, Ticket, Unit, utcnow
+from intake.tickets import OPEN_STATUSES, STATUSES
+
+CHANNELS = ("voice", "email", "sms", "web", "api", "open311")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+SLA_STATES = ("at_risk", "breached")
+SORTS = ("urgency", "newest")
+AT_RISK_WINDOW = timedelta(hours=2)
+FILTER_KEYS = (
+    "status",
+    "channel",
+    "category",
+    "department",
+    "priority",
+    "building",
+    "sla",
+    "assigned",
+    "q",
+    "sort",
+)
+
+
+@dataclass
+class QueueFilter:
+    statuses: list[str] = field(default_factory=lambda: list(OPEN_STATUSES))
+    channels: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    departments: list[str] = field(default_factory=list)
+    priorities: list[str] = field(default_factory=list)
+    buildings: list[str] = field(default_factory=list)
+    sla: str = ""
+    assigned: str = ""
+    q: str = ""
+    sort: str = "urgency"
+
+    @classmethod
+    def from_args(cls, args: MultiDict[str, str]) -> QueueFilter:
+        """Unknown values are dropped, never trusted."""
+        statuses = [s for s in args.getlist("status") if s in (*STATUSES, "all")]
+        if "all" in statuses:
+            statuses = []
+        elif not statuses:
+            statuses = list(OPEN_STATUSES)
+        return cls(
+            statuses=statuses,
+            channels=[c for c in args.getlist("channel") if c in CHANNELS],
+            categories=[c for c in args.getlist("category") if c][:20],
+            departments=[d for d in args.getlist("department") if d][:20],
+            priorities=[p for p in args.getlist("priority") if p in PRIORITIES],
+            buildings=[b for b in args.getlist("building") if b][:20],
+            sla=args.get("sla", "") if args.get("sla") in SLA_STATES else "",
+            assigned=args.get("assigned", "") if args.get("assigned") in ("me", "none") else "",
+            q=(args.get("q") or "").strip()[:100],
+            sort=args.get("sort", "urgency") if args.get("sort") in SORTS else "urgency",
+        )
+
+    def to_query_string(self) -> str:
+        pairs: list[tuple[str, str]] = []
+        if self.statuses != list(OPEN_STATUSES):
+            pairs += [("status", s) for s in self.statuses] or [("status", "all")]
+        pairs += [("channel", c) for c in self.channels]
+        pairs += [("category", c) for c in self.categories]
+        pairs += [("department", d) for d in self.departments]
+        pairs += [("priority", p) for p in self.priorities]
+        pairs += [("building", b) for b in self.buildings]
+        for key in ("sla", "assigned", "q"):
+            if getattr(self, key):
+                pairs.append((key, getattr(self, key)))
+        if self.sort != "urgency":
+            pairs.append(("sort", self.sort))
+        return urlencode(pairs)
+
+    def apply(
+        self, query: Select[Any], operator: Operator | None, now: datetime | None = None
+    ) -> Select[Any]:
+        now = now or utcnow()
+        if self.statuses:
+            query = query.where(Ticket.status.in_(self.statuses))
+        if self.channels:
+            query = query.where(Ticket.channel.in_(self.channels))
+        if self.categories:
+            query = query.where(Ticket.category.in_(self.categories))
+        if self.priorities:
+            query = query.where(Ticket.priority.in_(self.priorities))
+        if self.departments:
+            query = query.where(
+                Ticket.department_id.in_(
+                    select(Department.id).where(Department.code.in_(self.departments))
+                )
+            )
+        if self.buildings:
+            query = query.where(
+                Ticket.unit_id.in_(
+                    select(Unit.id).join(Building).where(Building.code.in_(self.buildings))
+                )
+            )
+        if self.sla:
+            query = query.where(Ticket.status.in_(OPEN_STATUSES))
+        if self.sla == "breached":
+            query = query.where(
+                or_(
+                    Ticket.resolution_due_at < now,
+                    and_(Ticket.first_responded_at.is_(None), Ticket.first_response_due_at < now),
+                )
+            )
+        elif self.sla == "at_risk":
+            query = query.where(
+                or_(
+                    Ticket.resolution_due_at.between(now, now + AT_RISK_WINDOW),
+                    and_(
+                        Ticket.first_responded_at.is_(None),
+                        Ticket.first_response_due_at.between(now, now + AT_RISK_WINDOW),
+                    ),
+                )
+            )
+        if self.assigned == "me" and operator is not None:
+            query = query.where(Ticket.assignee_id == operator.id)
+        elif self.assigned == "none":
+            query = query.where(Ticket.assignee_id.is_(None))
+        if self.q:
+            needle = f"%{self.q.replace('%', '').replace('_', '')}%"
+            query = query.where(
+                or_(
+                    Ticket.ref == self.q.upper(),
+                    Ticket.subject.ilike(needle),
+                    Ticket.contact_phone.like(needle),
+                    Ticket.contact_email.ilike(needle),
+                )
+            )
+        return query
+
+    def order(self, query: Select[Any]) -> Select[Any]:
+        if self.sort == "newest":
+            return query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        return query.order_by(
+            Ticket.priority, Ticket.resolution_due_at.asc().nulls_last(), Ticket.id
+        )
+
+    def after(self, query: Select[Any], cursor: str | None) -> Select[Any]:
+        """Rows strictly after the cursor in this filter's order."""
+        key = decode_cursor(cursor)
+        if key is None:
+            return query
+        if self.sort == "newest":
+            created, ident = datetime.fromisoformat(key[0]), int(key[1])
+            return query.where(
+                or_(
+                    Ticket.created_at < created,
+                    and_(Ticket.created_at == created, Ticket.id < ident),
+                )
+            )
+        priority, due_text, ident = str(key[0]), key[1], int(key[2])
+        if due_text is None:
+            later_in_priority = and_(Ticket.resolution_due_at.is_(None), Ticket.id > ident)
+        else:
+            due = datetime.fromisoformat(due_text)
+            later_in_priority = or_(
+                Ticket.resolution_due_at > due,
+                Ticket.resolution_due_at.is_(None),
+                and_(Ticket.resolution_due_at == due, Ticket.id > ident),
+            )
+        # The bare `priority >= …` is redundant but lets the index range-scan from the cursor on.
+        return query.where(
+            Ticket.priority >= priority,
+            or_(Ticket.priority > priority, and_(Ticket.priority == priority, later_in_priority)),
+        )
+
+    def cursor_for(self, ticket: Ticket) -> str:
+        if self.sort == "newest":
+            key: list[Any] = [ticket.created_at.isoformat(), ticket.id]
+        else:
+            due = ticket.resolution_due_at
+            key = [ticket.priority, due.isoformat() if due else None, ticket.id]
+        return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> list[Any] | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(key, list) or len(key) not in (2, 3):
+            return None
+        if len(key) == 3:
+            datetime.fromisoformat(key[1]) if key[1] is not None else None
+            int(key[2])
+        else:
+            datetime.fromisoformat(key[0])
+            int(key[1])
+        return key
+    except (ValueError, TypeError, json.JSONDecodeError):
+        return None
+
+
+def page(
+    session: Session,
+    query: Select[Any],
+    flt: QueueFilter,
+    cursor: str | None,
+    size: int,
+) -> tuple[list[Ticket], str | None]:
+    """One page of tickets and the cursor of the next page (None on the last page)."""
+    rows = list(session.scalars(flt.order(flt.after(query, cursor)).limit(size + 1)))
+    if len(rows) > size:
+        return rows[:size], flt.cursor_for(rows[size - 1])
+    return rows, None

@@ -1,0 +1,11 @@
+"""Open311 GeoReport v2 under /open311/v2/: a property portal files and follows requests."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_open311(app: Flask) -> None:
+    from web.open311.views import bp
+
+    app.register_blueprint(bp)

@@ -20,6 +20,7 @@ ChannelHealth; the poller never gives up.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import random
 import socket
@@ -37,13 +38,19 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError, LoginError
 from redis import Redis
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.config import Settings
 from intake.models import ImapCursor, RawMessage, utcnow
 from mail.health import report
-from mail.store import TransientFailure, max_message_bytes, process_stored, store_message
+from mail.store import (
+    Stored,
+    TransientFailure,
+    max_message_bytes,
+    process_stored,
+    store_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +321,35 @@ class MailboxPoller:
             except TransientFailure as exc:
                 log.warning("mail %s stored; a worker will process it: %s", raw_id, exc)
 
+    def _already_stored(
+        self, session: Session, uidvalidity: int, batch: list[int], bodies: dict[int, Any]
+    ) -> dict[int, int]:
+        """UID → stored id for the batch's messages stored before (same UID, or same bytes),
+        in two queries instead of two per message."""
+        found: dict[int, int] = dict(
+            session.execute(
+                select(RawMessage.uid, RawMessage.id).where(
+                    RawMessage.mailbox == self.account.key,
+                    RawMessage.uidvalidity == uidvalidity,
+                    RawMessage.uid.in_(batch),
+                )
+            ).all()
+        )
+        digests: dict[str, list[int]] = {}
+        for uid, data in bodies.items():
+            if uid not in found:
+                raw = bytes(data.get(b"BODY[]") or b"")
+                digests.setdefault(hashlib.sha256(raw).hexdigest(), []).append(uid)
+        if digests:
+            for digest, raw_id in session.execute(
+                select(RawMessage.sha256, func.min(RawMessage.id))
+                .where(RawMessage.sha256.in_(list(digests)))
+                .group_by(RawMessage.sha256)
+            ):
+                for uid in digests[digest]:
+                    found[uid] = raw_id
+        return found
+
     def _store_batch(self, client: IMAPClient, uidvalidity: int, batch: list[int]) -> int:
         sizes = client.fetch(batch, ["RFC822.SIZE"])
         too_big = [
@@ -330,6 +366,8 @@ class MailboxPoller:
             ).one()
             if cursor.uidvalidity != uidvalidity:
                 raise LostLock("the cursor changed under us: another poller is running")
+            known = self._already_stored(session, uidvalidity, batch, bodies)
+            same_bytes: dict[str, int] = {}
             for uid in batch:
                 size = int(sizes[uid].get(b"RFC822.SIZE", 0)) if uid in sizes else 0
                 if uid in bodies:
@@ -343,6 +381,12 @@ class MailboxPoller:
                     )
                 else:
                     continue
+                digest = hashlib.sha256(raw).hexdigest()
+                if uid in known or (reason is None and digest in same_bytes):
+                    stored = Stored(known.get(uid) or same_bytes[digest], False)
+                    if reason is None:
+                        touched.append(stored.raw_id)
+                    continue
                 stored = store_message(
                     session,
                     raw,
@@ -353,9 +397,11 @@ class MailboxPoller:
                     process_delay=SAFETY_NET_DELAY if self.process_inline else timedelta(0),
                     quarantine_reason=reason,
                     size=size,
+                    known_new=reason is None,
                 )
                 if reason is None:
                     touched.append(stored.raw_id)
+                    same_bytes[digest] = stored.raw_id
                 if stored.created:
                     created.append(stored.raw_id)
             cursor.last_uid = max(cursor.last_uid, *batch)

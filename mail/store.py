@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -74,6 +75,7 @@ def store_message(
     process_delay: timedelta = timedelta(0),
     quarantine_reason: str | None = None,
     size: int | None = None,
+    known_new: bool = False,
 ) -> Stored:
     """Add the raw bytes (and the job that will process them) to `session`; the caller commits.
 
@@ -83,7 +85,9 @@ def store_message(
     may be just its header and `size` the size of the whole message).
     """
     digest = hashlib.sha256(raw).hexdigest()
-    if mailbox is not None and uid is not None:
+    if known_new:  # the caller looked both keys up for a whole batch at once
+        pass
+    elif mailbox is not None and uid is not None:
         existing = session.scalar(
             select(RawMessage.id).where(
                 RawMessage.mailbox == mailbox,
@@ -93,11 +97,15 @@ def store_message(
         )
         if existing is not None:
             return Stored(existing, False)
-    existing = session.scalar(
-        select(RawMessage.id).where(RawMessage.sha256 == digest).order_by(RawMessage.id).limit(1)
-    )
-    if existing is not None:
-        return Stored(existing, False)
+    if not known_new:
+        existing = session.scalar(
+            select(RawMessage.id)
+            .where(RawMessage.sha256 == digest)
+            .order_by(RawMessage.id)
+            .limit(1)
+        )
+        if existing is not None:
+            return Stored(existing, False)
     now = utcnow()
     row = RawMessage(
         source=source,
@@ -131,7 +139,7 @@ def process_dedupe_key(raw_id: int) -> str:
     return f"mail:{raw_id}"
 
 
-def _transport_key(row: RawMessage) -> str:
+def _transport_key(row: Any) -> str:
     if row.source == "imap":
         return f"imap:{row.mailbox}:{row.uidvalidity}:{row.uid}"
     return f"{row.source}:{row.id}"
@@ -181,7 +189,20 @@ def process_stored(
 
     try:
         with sessions() as session:
-            row = session.get(RawMessage, raw_id)
+            row = session.execute(
+                select(
+                    RawMessage.id,
+                    RawMessage.status,
+                    RawMessage.reason,
+                    RawMessage.size,
+                    RawMessage.raw,
+                    RawMessage.source,
+                    RawMessage.mailbox,
+                    RawMessage.uidvalidity,
+                    RawMessage.uid,
+                    RawMessage.envelope_to,
+                ).where(RawMessage.id == raw_id)
+            ).first()
             if row is None:
                 return "no such message"
             if row.status == "processed" and not replay:

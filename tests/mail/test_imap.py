@@ -323,3 +323,14 @@ def test_the_poll_imap_command_does_one_pass_and_reports_health(
     get_settings.cache_clear()
     result = CliRunner().invoke(main, ["poll-imap", "--once"])
     assert result.exit_code == 1 and "login failed" in result.output
+
+
+def test_the_same_bytes_twice_in_one_pass_are_stored_once(dovecot, demo, sessions, redis_url):
+    raw = resident_mail(subject="重複寄送")
+    dovecot.append(raw, raw)
+    poller = make_poller(dovecot, demo, sessions, redis_url)
+    assert poller.run_once() == 1
+    assert count(sessions, RawMessage) == 1
+    assert count(sessions, Ticket) == 1
+    assert dovecot.count("INBOX") == 0
+    assert dovecot.count("Processed") == 2

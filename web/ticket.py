@@ -42,6 +42,7 @@ from intake.models import (
 )
 from intake.phones import normalize_phone
 from intake.phrases import render
+from intake.replies import queue_reply
 from intake.tickets import STATUSES, change_status, enqueue_after_commit, record_event
 from web.auth import STAFF, actor, can_see, current_operator, login_required, visible_tickets
 from web.files import safe_content_type, stored_path
@@ -199,11 +200,6 @@ def _back(ticket: Ticket) -> Any:
     return redirect(url_for("ticket.show", ref=ticket.ref))
 
 
-def _mark_responded(ticket: Ticket) -> None:
-    if ticket.first_responded_at is None:
-        ticket.first_responded_at = utcnow()
-
-
 @bp.post("/tickets/<ref>/reply")
 @login_required(*STAFF)
 def reply(ref: str) -> Any:
@@ -219,40 +215,16 @@ def reply(ref: str) -> Any:
     subject = (request.form.get("subject") or "").strip() or render(
         "reply_email_subject", ticket.language, subject=ticket.subject, ref=ticket.ref
     )
-    last_inbound = next(
-        (
-            i
-            for i in reversed(ticket.interactions)
-            if i.channel == "email" and i.direction == "in" and i.external_id
-        ),
-        None,
-    )
-    references = (last_inbound.meta or {}).get("references", []) if last_inbound else []
-    message = OutgoingMessage(
-        ticket_id=ticket.id,
-        channel="email",
+    queue_reply(
+        g.db,
+        ticket,
         to=to,
-        subject=subject[:500],
-        body_text=body,
-        in_reply_to=last_inbound.external_id if last_inbound else None,
-        references=" ".join([*references, last_inbound.external_id]) if last_inbound else None,
-        template=phrase if is_canned(phrase) else None,
+        subject=subject,
+        body=body,
+        actor=actor(),
         headers={"operator": context["operator"]},
-        status="queued",
-        created_at=utcnow(),
+        template=phrase if is_canned(phrase) else None,
     )
-    g.db.add(message)
-    g.db.flush()
-    message.dedupe_key = f"send:{message.id}"
-    enqueue_after_commit(
-        g.db, "send_email", dedupe_key=f"send:{message.id}", outgoing_id=message.id
-    )
-    record_event(
-        g.db, ticket, "reply_queued", f"reply to {to}", actor=actor(), outgoing_id=message.id
-    )
-    _mark_responded(ticket)
-    if ticket.status in ("new", "routed"):
-        change_status(g.db, ticket, "in_progress", actor=actor())
     g.db.commit()
     flash(_("Reply queued for sending."))
     return _back(ticket)

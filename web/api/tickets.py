@@ -14,7 +14,6 @@ from intake.models import (
     Department,
     Interaction,
     Operator,
-    OutgoingMessage,
     Resident,
     Ticket,
     Unit,
@@ -22,8 +21,9 @@ from intake.models import (
 )
 from intake.phones import normalize_email
 from intake.phrases import render
+from intake.replies import queue_reply
 from intake.serialize import interaction_json, outgoing_json, ticket_detail_json, ticket_json
-from intake.tickets import STATUSES, change_status, enqueue_after_commit, record_event
+from intake.tickets import STATUSES, change_status, record_event
 from web.api.common import (
     ApiError,
     actor,
@@ -308,39 +308,14 @@ def add_reply(ref: str) -> Any:
     subject = subject or render(
         "reply_email_subject", ticket.language, subject=ticket.subject, ref=ticket.ref
     )
-    last_inbound = next(
-        (
-            i
-            for i in reversed(ticket.interactions)
-            if i.channel == "email" and i.direction == "in" and i.external_id
-        ),
-        None,
-    )
-    references = (last_inbound.meta or {}).get("references", []) if last_inbound else []
-    message = OutgoingMessage(
-        ticket_id=ticket.id,
-        channel="email",
+    message = queue_reply(
+        g.db,
+        ticket,
         to=to,
-        subject=subject[:500],
-        body_text=body or "",
-        in_reply_to=last_inbound.external_id if last_inbound else None,
-        references=" ".join([*references, last_inbound.external_id]) if last_inbound else None,
+        subject=subject,
+        body=body or "",
+        actor=actor(),
         headers={"api_client": current_client().name},
-        status="queued",
-        created_at=utcnow(),
     )
-    g.db.add(message)
-    g.db.flush()
-    message.dedupe_key = f"send:{message.id}"
-    enqueue_after_commit(
-        g.db, "send_email", dedupe_key=f"send:{message.id}", outgoing_id=message.id
-    )
-    record_event(
-        g.db, ticket, "reply_queued", f"reply to {to}", actor=actor(), outgoing_id=message.id
-    )
-    if ticket.first_responded_at is None:
-        ticket.first_responded_at = utcnow()
-    if ticket.status in ("new", "routed"):
-        change_status(g.db, ticket, "in_progress", actor=actor())
     g.db.commit()
     return jsonify(outgoing_json(message, g.db, config())), 201

@@ -109,3 +109,56 @@ def sync_departments(session: Session, config: HotlineConfig) -> None:
             conf.names["en"],
         )
         dept.email = conf.email
+
+
+def change_category(session: Session, ticket: Ticket, category: str, *, actor: str) -> bool:
+    """Recategorise a ticket (already validated), on the timeline with who did it."""
+    if category == ticket.category:
+        return False
+    record_event(
+        session,
+        ticket,
+        "category_changed",
+        f"{ticket.category} → {category}",
+        actor=actor,
+        previous=ticket.category,
+        category=category,
+    )
+    ticket.category = category
+    return True
+
+
+def change_priority(session: Session, ticket: Ticket, priority: str, *, actor: str) -> bool:
+    if priority == ticket.priority:
+        return False
+    record_event(
+        session,
+        ticket,
+        "priority_changed",
+        f"{ticket.priority} → {priority}",
+        actor=actor,
+        previous=ticket.priority,
+        priority=priority,
+    )
+    ticket.priority = priority
+    return True
+
+
+def change_department(
+    session: Session, ticket: Ticket, department: Department | None, *, actor: str
+) -> bool:
+    """Move a ticket; a new ticket given a department counts as routed by hand."""
+    if (department.id if department else None) == ticket.department_id:
+        return False
+    previous = ticket.department.code if ticket.department else None
+    record_event(
+        session,
+        ticket,
+        "department_changed",
+        f"{previous or '—'} → {department.code if department else '—'}",
+        actor=actor,
+        previous=previous,
+        department=department.code if department else None,
+    )
+    ticket.department = department
+    return True

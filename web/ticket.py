@@ -43,7 +43,15 @@ from intake.models import (
 from intake.phones import normalize_phone
 from intake.phrases import render
 from intake.replies import queue_reply
-from intake.tickets import STATUSES, change_status, enqueue_after_commit, record_event
+from intake.tickets import (
+    STATUSES,
+    change_category,
+    change_department,
+    change_priority,
+    change_status,
+    enqueue_after_commit,
+    record_event,
+)
 from web.auth import STAFF, actor, can_see, current_operator, login_required, visible_tickets
 from web.files import safe_content_type, stored_path
 from web.phrases import canned_replies, is_canned, render_canned
@@ -279,30 +287,12 @@ def update(ref: str) -> Any:
         if category and category != ticket.category:
             if config.category(category) is None:
                 abort(400)
-            record_event(
-                g.db,
-                ticket,
-                "category_changed",
-                f"{ticket.category} → {category}",
-                actor=who,
-                previous=ticket.category,
-                category=category,
-            )
-            ticket.category = category
+            change_category(g.db, ticket, category, actor=who)
         priority = form.get("priority")
         if priority and priority != ticket.priority:
             if priority not in PRIORITIES:
                 abort(400)
-            record_event(
-                g.db,
-                ticket,
-                "priority_changed",
-                f"{ticket.priority} → {priority}",
-                actor=who,
-                previous=ticket.priority,
-                priority=priority,
-            )
-            ticket.priority = priority
+            change_priority(g.db, ticket, priority, actor=who)
         if "department" in form:
             dept = (
                 g.db.scalar(select(Department).where(Department.code == form["department"]))
@@ -311,21 +301,9 @@ def update(ref: str) -> Any:
             )
             if form["department"] and dept is None:
                 abort(400)
-            new_id = dept.id if dept else None
-            if new_id != ticket.department_id:
-                previous = ticket.department.code if ticket.department else None
-                record_event(
-                    g.db,
-                    ticket,
-                    "department_changed",
-                    f"{previous or '—'} → {dept.code if dept else '—'}",
-                    actor=who,
-                    previous=previous,
-                    department=dept.code if dept else None,
-                )
-                ticket.department_id = new_id
-                if ticket.status == "new" and dept is not None:
-                    change_status(g.db, ticket, "routed", actor=who)
+            moved = change_department(g.db, ticket, dept, actor=who)
+            if moved and ticket.status == "new" and dept is not None:
+                change_status(g.db, ticket, "routed", actor=who)
         if "assignee" in form:
             _assign(ticket, form["assignee"])
     g.db.commit()

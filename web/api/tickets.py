@@ -23,7 +23,14 @@ from intake.phones import normalize_email
 from intake.phrases import render
 from intake.replies import queue_reply
 from intake.serialize import interaction_json, outgoing_json, ticket_detail_json, ticket_json
-from intake.tickets import STATUSES, change_status, record_event
+from intake.tickets import (
+    STATUSES,
+    change_category,
+    change_department,
+    change_priority,
+    change_status,
+    record_event,
+)
 from web.api.common import (
     ApiError,
     actor,
@@ -199,42 +206,18 @@ def update_ticket(ref: str) -> Any:
                 raise ApiError(400, "invalid_field", f"no active operator {email!r}")
 
     who = actor()
-    if category is not None and category != ticket.category:
-        record_event(
-            g.db,
-            ticket,
-            "category_changed",
-            f"{ticket.category} → {category}",
-            actor=who,
-            previous=ticket.category,
-            category=category,
-        )
-        ticket.category = category
-    if priority is not None and priority != ticket.priority:
-        record_event(
-            g.db,
-            ticket,
-            "priority_changed",
-            f"{ticket.priority} → {priority}",
-            actor=who,
-            previous=ticket.priority,
-            priority=priority,
-        )
-        ticket.priority = priority
-    if dept_change and (dept.id if dept else None) != ticket.department_id:
-        previous = ticket.department.code if ticket.department else None
-        record_event(
-            g.db,
-            ticket,
-            "department_changed",
-            f"{previous or '—'} → {dept.code if dept else '—'}",
-            actor=who,
-            previous=previous,
-            department=dept.code if dept else None,
-        )
-        ticket.department = dept
-        if ticket.status == "new" and dept is not None and status is None:
-            change_status(g.db, ticket, "routed", actor=who)
+    if category is not None:
+        change_category(g.db, ticket, category, actor=who)
+    if priority is not None:
+        change_priority(g.db, ticket, priority, actor=who)
+    if (
+        dept_change
+        and change_department(g.db, ticket, dept, actor=who)
+        and ticket.status == "new"
+        and dept is not None
+        and status is None
+    ):
+        change_status(g.db, ticket, "routed", actor=who)
     if assignee_change and (assignee.id if assignee else None) != ticket.assignee_id:
         record_event(
             g.db,

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -374,22 +374,3 @@ def receive(
         finally:
             session.close()
     raise RuntimeError("unreachable")
-
-
-def contact_point_owner(session: Session, kind: str, value: str) -> Resident | None:
-    return session.scalar(
-        select(Resident)
-        .join(ContactPoint)
-        .where(ContactPoint.kind == kind, ContactPoint.value == value)
-    )
-
-
-def tickets_for_contact(session: Session, phone: str | None, email: str | None) -> list[Ticket]:
-    conditions = []
-    if phone:
-        conditions.append(Ticket.contact_phone == phone)
-    if email:
-        conditions.append(Ticket.contact_email == email)
-    if not conditions:
-        return []
-    return list(session.scalars(select(Ticket).where(or_(*conditions)).order_by(Ticket.id.desc())))

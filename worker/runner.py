@@ -13,7 +13,7 @@ from rq import SimpleWorker, Worker
 
 from intake.config import get_settings
 from intake.db import session_factory
-from intake.models import Outbox, utcnow
+from intake.models import utcnow
 from worker.housekeeping import restore_callback_timers, schedule_periodic
 from worker.outbox import RELAY_BATCH, reconcile_once, relay_once
 from worker.queues import all_queues, redis_connection
@@ -53,20 +53,6 @@ class Housekeeper(threading.Thread):
                 self.stop_event.wait(2.0)
             if moved < RELAY_BATCH:
                 self.stop_event.wait(RELAY_INTERVAL_SECONDS)
-
-
-def pending_work(database_url: str) -> int:
-    from sqlalchemy import func, select
-
-    with session_factory(database_url)() as session:
-        return (
-            session.scalar(
-                select(func.count())
-                .select_from(Outbox)
-                .where(Outbox.status == "pending", Outbox.available_at <= utcnow())
-            )
-            or 0
-        )
 
 
 def drain(connection: Redis | None = None, *, max_rounds: int = 50, simple: bool = True) -> int:

@@ -347,6 +347,8 @@ class Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column()
     done_at: Mapped[datetime | None] = mapped_column()
+    # Set when the relay sent this row to RQ together with others in one batch job.
+    rq_job_id: Mapped[str | None] = mapped_column(String(100))
 
 
 class OutgoingMessage(Base):

@@ -8,6 +8,7 @@ and ignores status reports about attempts that are no longer current.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -56,21 +57,65 @@ def _earliest_virtual_hold(session: Session, now: datetime) -> int | None:
     )
 
 
-def _claim(session: Session, callback_id: int, now: datetime) -> bool:
-    return bool(
-        session.execute(
+def _claim_due(session: Session, callback_ids: list[int], now: datetime) -> list[int]:
+    """The conditional UPDATE that makes placing a callback safe to run twice."""
+    if not callback_ids:
+        return []
+    return list(
+        session.scalars(
             update(Callback)
             .where(
-                Callback.id == callback_id,
+                Callback.id.in_(callback_ids),
                 Callback.status == "scheduled",
                 Callback.due_at <= now + timedelta(seconds=1),
             )
             .values(
                 status="in_progress", attempts=Callback.attempts + 1, outcome=None, updated_at=now
             )
+            .returning(Callback.id)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
     )
+
+
+def _start_attempts(session: Session, callback_ids: list[int]) -> list[CallbackAttempt]:
+    """One attempt row per claimed callback, numbered after its earlier attempts; its key is the
+    idempotency key of the call."""
+    previous: dict[int, int] = {
+        callback_id: number
+        for callback_id, number in session.execute(
+            select(CallbackAttempt.callback_id, func.max(CallbackAttempt.attempt_no))
+            .where(CallbackAttempt.callback_id.in_(callback_ids))
+            .group_by(CallbackAttempt.callback_id)
+        )
+    }
+    started = utcnow()
+    attempts = []
+    for callback_id in callback_ids:
+        number = (previous.get(callback_id) or 0) + 1
+        attempts.append(
+            CallbackAttempt(
+                callback_id=callback_id,
+                attempt_no=number,
+                idempotency_key=f"cb{callback_id}-a{number}",
+                status="placing",
+                started_at=started,
+            )
+        )
+    session.add_all(attempts)
+    return attempts
+
+
+def _claimed_callbacks(session: Session, callback_ids: list[int]) -> dict[int, Callback]:
+    """The claimed rows as they are now (the UPDATE bypassed the identity map)."""
+    return {
+        cb.id: cb
+        for cb in session.scalars(
+            select(Callback)
+            .where(Callback.id.in_(callback_ids))
+            .execution_options(populate_existing=True)
+        )
+    }
 
 
 def _open_attempt(session: Session, cb: Callback) -> CallbackAttempt | None:
@@ -101,39 +146,65 @@ def place_callback(callback_id: int, now: str | None = None) -> str:
             callback_id = _earliest_virtual_hold(session, moment) or callback_id
         if cb.phone is None and cb.email and cb.purpose in ("follow_up", "survey"):
             return _follow_up_by_email(session, callback_id, moment)
-        if not _claim(session, callback_id, moment):
+        if not _claim_due(session, [callback_id], moment):
             session.rollback()
             current = session.get(Callback, callback_id)
             if current is not None and current.status == "scheduled":
                 return "not due yet"
             return "already taken"
-        # Before a REST call the claim and the attempt are committed first (a lost response must
-        # find them); the local dialer writes everything in one transaction.
-        remote = settings().twilio_configured
-        session.commit() if remote else session.flush()
-        cb = session.get(Callback, callback_id)
-        assert cb is not None
-        session.refresh(cb)
+        cb = _claimed_callbacks(session, [callback_id])[callback_id]
         if not cb.phone:
             return _finish(session, cb, "failed", cfg, moment, note="no phone number to call")
-        attempt_no = (
-            session.scalar(
-                select(func.max(CallbackAttempt.attempt_no)).where(
-                    CallbackAttempt.callback_id == cb.id
+        (attempt,) = _start_attempts(session, [callback_id])
+        # A lost REST response must find the claim and the attempt: both are committed first.
+        session.commit()
+        return _dial_attempt(session, cb, attempt, cfg, moment)
+
+
+def place_callbacks(callback_ids: list[int], now: str | None = None) -> str:
+    """Dial many due callbacks in one job (the relay's batch form of `place_callback`).
+
+    Plain due callbacks are claimed and given their attempts together, then dialled one by one,
+    each committed on its own; the others (a resumed attempt, virtual hold, email follow-up) take
+    `place_callback`'s path. A failure of one does not stop the rest; the job then fails, so the
+    reconciler runs it again and the rerun finds the placed ones already taken.
+    """
+    moment = datetime.fromisoformat(now) if now else clock.now()
+    cfg = config()
+    outcomes: Counter[str] = Counter()
+    failures: list[str] = []
+    with sessions()() as session:
+        plain = list(
+            session.scalars(
+                select(Callback.id).where(
+                    Callback.id.in_(callback_ids),
+                    Callback.status == "scheduled",
+                    Callback.purpose != "virtual_hold",
+                    Callback.phone.is_not(None),
                 )
             )
-            or 0
-        ) + 1
-        attempt = CallbackAttempt(
-            callback_id=cb.id,
-            attempt_no=attempt_no,
-            idempotency_key=f"cb{cb.id}-a{attempt_no}",
-            status="placing",
-            started_at=utcnow(),
         )
-        session.add(attempt)
-        session.commit() if remote else session.flush()
-        return _dial_attempt(session, cb, attempt, cfg, moment)
+        taken = set(_claim_due(session, plain, moment))
+        claimed = [callback_id for callback_id in callback_ids if callback_id in taken]
+        attempts = _start_attempts(session, claimed)
+        session.commit()
+        rows = _claimed_callbacks(session, claimed)
+        for attempt in attempts:
+            try:
+                result = _dial_attempt(session, rows[attempt.callback_id], attempt, cfg, moment)
+                outcomes[result.split(" ", 1)[0]] += 1
+            except Exception as exc:
+                session.rollback()
+                failures.append(f"callback {attempt.callback_id}: {exc}")
+    for callback_id in sorted(set(callback_ids) - set(claimed)):
+        try:
+            outcomes[place_callback(callback_id, now).split(" ", 1)[0]] += 1
+        except Exception as exc:
+            failures.append(f"callback {callback_id}: {exc}")
+    summary = ", ".join(f"{count} {word}" for word, count in sorted(outcomes.items()))
+    if failures:
+        raise RuntimeError(f"{summary}; failed: {'; '.join(failures)}")
+    return summary
 
 
 def _dial_attempt(

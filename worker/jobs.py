@@ -86,7 +86,7 @@ def _registry() -> dict[str, Callable[..., Any]]:
     from mail.outgoing import send_email
     from mail.store import process_raw_message
     from voice.recordings import fetch_recording
-    from worker.callbacks import callback_call_ended, place_callback
+    from worker.callbacks import callback_call_ended, place_callback, place_callbacks
     from worker.notify import notify_department, page_escalate, page_step, send_department_digests
     from worker.replies import acknowledge
     from worker.scripted import send_scripted_reply
@@ -102,6 +102,7 @@ def _registry() -> dict[str, Callable[..., Any]]:
         "page_escalate": page_escalate,
         "send_scripted_reply": send_scripted_reply,
         "place_callback": place_callback,
+        "place_callbacks": place_callbacks,
         "callback_call_ended": callback_call_ended,
         "sla_sweep": sla_sweep,
         "send_sms": send_sms,
@@ -112,3 +113,7 @@ def _registry() -> dict[str, Callable[..., Any]]:
 
 
 JOBS: dict[str, Callable[..., Any]] = _registry()
+
+# Jobs the relay may send together: rows of `job` whose only argument is `arg` go as one
+# `batch_job(<arg>s=[...])`.
+BATCH_FORMS: dict[str, tuple[str, str]] = {"place_callback": ("place_callbacks", "callback_id")}

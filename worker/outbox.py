@@ -1,9 +1,11 @@
 """The outbox relay and the reconciler.
 
 The relay claims committed outbox rows with a conditional UPDATE and puts them on RQ under the job id
-`outbox-<id>`. The reconciler looks at rows that were handed to RQ and are not done: a job that
-finished marks its row done; a job that vanished (Redis restarted, worker killed) or failed goes back
-to pending, with backoff, until it has failed too often and waits for an operator.
+`outbox-<id>`. Rows of a job with a batch form (`jobs.BATCH_FORMS`) that fall due together go as one
+RQ job, `outbox-batch-<first id>`, recorded on each row: a burst of callbacks costs one job per
+batch, not one each. The reconciler looks at rows that were handed to RQ and are not done: a job that
+finished marks its rows done; a job that vanished (Redis restarted, worker killed) or failed goes
+back to pending, with backoff, until it has failed too often and waits for an operator.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from worker.queues import QUEUE_NAMES, queue
 log = logging.getLogger(__name__)
 
 RELAY_BATCH = 200
+# Rows per batch job: small enough that every worker gets a share of a burst.
+JOB_BATCH = 25
 RECONCILE_GRACE = timedelta(seconds=30)
 MAX_ATTEMPTS = 6
 JOB_TIMEOUT_SECONDS = 300
@@ -34,41 +38,64 @@ JOB_TIMEOUT_SECONDS = 300
 ABANDONED_AFTER = timedelta(seconds=JOB_TIMEOUT_SECONDS + 60 + 30)
 
 
-def job_id_for(row_id: int) -> str:
-    return f"outbox-{row_id}"
+def job_id_for(row: Outbox) -> str:
+    return row.rq_job_id or f"outbox-{row.id}"
 
 
 def mark_done(job: Job, connection: Redis, result: object, *args: object, **kwargs: object) -> None:
-    """RQ success callback: the row is finished. The reconciler does the same if this is lost."""
-    row_id = job.meta.get("outbox_id")
+    """RQ success callback: the rows are finished. The reconciler does the same if this is lost."""
+    row_ids = job.meta.get("outbox_ids")
     url = job.meta.get("database_url")
-    if row_id is None or url is None:
+    if not row_ids or url is None:
         return
     from intake.db import session_factory
 
     with session_factory(url)() as session:
         session.execute(
             update(Outbox)
-            .where(Outbox.id == row_id, Outbox.status != "done")
+            .where(Outbox.id.in_(row_ids), Outbox.status != "done")
             .values(status="done", done_at=utcnow(), last_error=None)
         )
         session.commit()
 
 
-def _enqueue(row: Outbox, connection: Redis, database_url: str) -> None:
-    func = jobs.JOBS.get(row.job)
-    if func is None:
-        raise LookupError(f"no job called {row.job!r}")
-    name = row.queue if row.queue in QUEUE_NAMES else "default"
-    queue(name, connection).enqueue_call(
+def _groups(rows: list[Outbox]) -> list[list[Outbox]]:
+    """Rows in due order, those with a batch form gathered (per job and queue) into batches."""
+    groups: list[list[Outbox]] = []
+    open_batches: dict[tuple[str, str], list[Outbox]] = {}
+    for row in rows:
+        form = jobs.BATCH_FORMS.get(row.job)
+        if form is None or set(row.args) != {form[1]}:
+            groups.append([row])
+            continue
+        key = (row.job, row.queue)
+        batch = open_batches.get(key)
+        if batch is None or len(batch) >= JOB_BATCH:
+            batch = open_batches[key] = []
+            groups.append(batch)
+        batch.append(row)
+    return groups
+
+
+def _enqueue(rows: list[Outbox], connection: Redis, database_url: str) -> None:
+    first = rows[0]
+    if first.job not in jobs.JOBS:
+        raise LookupError(f"no job called {first.job!r}")
+    if len(rows) == 1:
+        name, kwargs = first.job, first.args
+    else:
+        name, arg = jobs.BATCH_FORMS[first.job]
+        kwargs = {f"{arg}s": [row.args[arg] for row in rows]}
+    func = jobs.JOBS[name]
+    queue(first.queue if first.queue in QUEUE_NAMES else "default", connection).enqueue_call(
         func,
-        kwargs=row.args,
-        job_id=job_id_for(row.id),
+        kwargs=kwargs,
+        job_id=job_id_for(first),
         timeout=JOB_TIMEOUT_SECONDS,
         result_ttl=3600,
         failure_ttl=7 * 24 * 3600,
-        description=f"{row.job}({', '.join(f'{k}={v}' for k, v in row.args.items())})",
-        meta={"outbox_id": row.id, "database_url": database_url},
+        description=f"{name}({', '.join(f'{k}={v}' for k, v in kwargs.items())})",
+        meta={"outbox_ids": [row.id for row in rows], "database_url": database_url},
         on_success=Callback(mark_done),
     )
 
@@ -107,21 +134,28 @@ def relay_once(
             session.scalars(select(Outbox).where(Outbox.id.in_(claimed)).order_by(Outbox.id))
         )
         rows.sort(key=lambda r: (r.available_at, r.id))
-        for index, row in enumerate(rows):
+        groups = _groups(rows)
+        for group in groups:
+            if len(group) > 1:
+                for row in group:
+                    row.rq_job_id = f"outbox-batch-{group[0].id}"
+        session.commit()
+        for index, group in enumerate(groups):
             try:
-                _enqueue(row, connection, database_url)
+                _enqueue(group, connection, database_url)
             except LookupError as exc:
-                row.status, row.last_error = "failed", str(exc)
+                for row in group:
+                    row.status, row.last_error = "failed", str(exc)
                 session.commit()
                 continue
             except Exception as exc:
-                for unsent in rows[index:]:
-                    unsent.status = "pending"
+                for unsent in (row for later in groups[index:] for row in later):
+                    unsent.status, unsent.rq_job_id = "pending", None
                     unsent.last_error = f"could not reach the queue: {exc}"
                     unsent.available_at = utcnow() + timedelta(seconds=5)
                 session.commit()
                 raise
-            moved += 1
+            moved += len(group)
     return moved
 
 
@@ -137,6 +171,9 @@ def _job_status(job_id: str, connection: Redis) -> tuple[JobStatus | None, str |
         error = (result.exc_string or "").strip().splitlines()[-1:] if result else None
         error = error[0] if error else "failed"
     return status, error
+
+
+_LIVE = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
 def reconcile_once(
@@ -155,17 +192,18 @@ def reconcile_once(
                 .limit(1000)
             )
         )
+        seen: dict[str, tuple[JobStatus | None, str | None]] = {}
         for row in rows:
-            status, error = _job_status(job_id_for(row.id), connection)
+            job_id = job_id_for(row)
+            if job_id not in seen:
+                seen[job_id] = _job_status(job_id, connection)
+                if seen[job_id][0] not in (*_LIVE, JobStatus.FINISHED, None):
+                    Job.fetch(job_id, connection=connection).delete()
+            status, error = seen[job_id]
             if status == JobStatus.FINISHED:
                 row.status, row.done_at = "done", now
                 counts["done"] += 1
-            elif status in (
-                JobStatus.QUEUED,
-                JobStatus.STARTED,
-                JobStatus.SCHEDULED,
-                JobStatus.DEFERRED,
-            ):
+            elif status in _LIVE:
                 continue
             else:
                 reason = error or (
@@ -173,8 +211,7 @@ def reconcile_once(
                     if status is None
                     else f"the job is {status.value}"
                 )
-                if status is not None:
-                    Job.fetch(job_id_for(row.id), connection=connection).delete()
+                row.rq_job_id = None
                 if row.attempts >= MAX_ATTEMPTS:
                     row.status, row.last_error = "failed", reason
                     counts["failed"] += 1

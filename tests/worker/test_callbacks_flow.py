@@ -22,7 +22,7 @@ from intake.service import receive
 from tests.factories import call_contact
 from tests.worker.helpers import run_jobs
 from worker import clock
-from worker.callbacks import callback_call_ended
+from worker.callbacks import callback_call_ended, place_callbacks
 
 
 def _missed_call(sessions, config, moment, purpose="missed_call", phone="+886912000001", **kw):
@@ -210,3 +210,85 @@ def test_a_lost_timer_is_restored_from_the_callback_row(demo, sessions, redis_ur
     assert restore_callback_timers(sessions, monday + timedelta(minutes=5)) == 0
     run_jobs(conn, monday + timedelta(minutes=5))
     assert len(_attempts(sessions, callback_id)) == 1
+
+
+def _due_together(sessions, cfg, count):
+    monday = datetime(2026, 11, 30, 10, 0, tzinfo=cfg.timezone)
+    ids = [_missed_call(sessions, cfg, monday, phone=f"+88691200010{i}")[0] for i in range(count)]
+    return ids, max(_callback(sessions, i).due_at for i in ids)
+
+
+def _dialled(sessions, callback_ids):
+    with sessions() as s:
+        return {
+            callback_id: (
+                s.scalar(
+                    select(func.count())
+                    .select_from(CallbackAttempt)
+                    .where(CallbackAttempt.callback_id == callback_id)
+                ),
+                s.scalar(
+                    select(func.count()).select_from(Call).where(Call.callback_id == callback_id)
+                ),
+            )
+            for callback_id in callback_ids
+        }
+
+
+def test_callbacks_due_together_go_as_one_job_and_each_is_dialled_once(
+    demo, sessions, redis_url, settings
+):
+    from rq import Queue
+
+    from worker.outbox import relay_once
+
+    conn = Redis.from_url(redis_url)
+    ids, due = _due_together(sessions, demo.config, 4)
+    run_jobs(conn, due - timedelta(seconds=30))  # routing and acknowledgements, nothing dialled
+    assert _dialled(sessions, ids) == dict.fromkeys(ids, (0, 0))
+    with clock.frozen(due):
+        assert relay_once(sessions, conn, settings.database_url, now=due) == 4
+    with sessions() as s:
+        job_ids = set(s.scalars(select(Outbox.rq_job_id).where(Outbox.job == "place_callback")))
+    [job_id] = job_ids
+    [job] = [j for name in ("default", "urgent", "low") for j in Queue(name, connection=conn).jobs]
+    assert job.id == job_id and job.kwargs == {"callback_ids": ids}
+    run_jobs(conn, due)
+    assert _dialled(sessions, ids) == dict.fromkeys(ids, (1, 1))
+    with sessions() as s:
+        statuses = set(s.scalars(select(Outbox.status).where(Outbox.job == "place_callback")))
+    assert statuses == {"done"}
+    with clock.frozen(due):  # the same batch delivered twice dials nobody again
+        assert place_callbacks(ids) == "4 already"
+    assert _dialled(sessions, ids) == dict.fromkeys(ids, (1, 1))
+
+
+def test_a_batch_lost_with_redis_is_relayed_again_and_dials_nobody_twice(
+    demo, sessions, redis_url, settings
+):
+    from worker.outbox import reconcile_once, relay_once
+
+    conn = Redis.from_url(redis_url)
+    ids, due = _due_together(sessions, demo.config, 5)
+    run_jobs(conn, due - timedelta(seconds=30))
+    with clock.frozen(due):
+        relay_once(sessions, conn, settings.database_url, now=due)
+    conn.flushdb()  # Redis restarted before any worker took the batch
+    later = due + timedelta(minutes=5)
+    assert reconcile_once(sessions, conn, now=later)["requeued"] == 5
+    run_jobs(conn, later + timedelta(minutes=5))
+    assert _dialled(sessions, ids) == dict.fromkeys(ids, (1, 1))
+    with sessions() as s:  # the batch ran, but its success callback never reached the database
+        s.execute(
+            Outbox.__table__.update()
+            .where(Outbox.job == "place_callback")
+            .values(status="enqueued")
+        )
+        s.commit()
+    conn.flushdb()
+    assert reconcile_once(sessions, conn, now=later + timedelta(hours=1))["requeued"] == 5
+    run_jobs(conn, later + timedelta(hours=2))
+    assert _dialled(sessions, ids) == dict.fromkeys(ids, (1, 1))
+    with sessions() as s:
+        statuses = set(s.scalars(select(Outbox.status).where(Outbox.job == "place_callback")))
+    assert statuses == {"done"}

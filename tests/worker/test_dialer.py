@@ -187,3 +187,31 @@ def test_the_token_bucket_is_shared_through_redis(redis_url):
     dialer.cool_down(conn, 5)
     with pytest.raises(dialer.DialError):
         dialer.take_token(other_worker, limit, max_wait=0.05)
+
+
+def test_a_lost_response_in_a_batch_holds_up_no_one_and_is_never_dialled_twice(
+    twilio, sessions, redis_url
+):
+    from intake.config import get_settings
+    from intake.models import Outbox
+
+    config = get_settings().config
+    conn = Redis.from_url(redis_url)
+    phones = ["+886912000001", "+886912000002", "+886912000005"]
+    placed = [_callback(sessions, config, phone) for phone in phones]
+    ids, moment = [callback_id for callback_id, _ in placed], placed[0][1]
+    twilio.script = ["201", "lost", "201"]
+    run_jobs(conn, moment)
+    with sessions() as s:
+        assert (
+            len(set(s.scalars(select(Outbox.rq_job_id).where(Outbox.job == "place_callback")))) == 1
+        )
+    states = [_state(sessions, callback_id) for callback_id in ids]
+    assert [attempt.call_sid is not None for _, [attempt] in states] == [True, False, True]
+    assert len(twilio.calls) == 3, "Twilio created the second call too"
+    assert reconcile_once(sessions, conn, now=moment + timedelta(days=1))["requeued"] == 3
+    run_jobs(conn, moment + timedelta(days=1, minutes=5))
+    assert len(_posts(twilio)) == 3, "the lost one is found through calls.list"
+    states = [_state(sessions, callback_id) for callback_id in ids]
+    assert [attempt.call_sid for _, [attempt] in states] == [c["sid"] for c in twilio.calls]
+    assert {cb.status for cb, _ in states} == {"in_progress"}

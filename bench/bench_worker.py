@@ -1,13 +1,14 @@
 """Worker benchmarks, each next to a baseline measured in the same run.
 
-1. Routing throughput: N `route_ticket` jobs through real RQ workers (the forking `rq.Worker` that
-   `hotline worker` runs), next to N no-op jobs on the same workers; jobs/s from RQ's own
+1. Routing throughput: N `route_ticket` jobs through real RQ workers (the forking `rq.Worker` of
+   `hotline worker --fork` and the in-process `rq.SimpleWorker` of `hotline worker`), next to N
+   no-op jobs on the same workers; jobs/s from RQ's own
    started/ended timestamps, and their ratio (target: routing at least half the no-op rate).
 2. Scheduling precision: C callbacks due evenly over one minute, dialled by `hotline worker`
-   processes (outbox timer + relay + place_callback + the local dialer); the spread between each
+   processes (outbox timer + relay + place_callbacks batches + the local dialer); the spread between each
    callback's due time and its call's dialled time (target: 99% within 2 s).
 
-    python bench/bench_worker.py [--jobs 1000] [--callbacks 10000] [--workers 2] [--pg URL]
+    python bench/bench_worker.py [--jobs 1000] [--callbacks 10000] [--workers 2] [--fork] [--pg URL]
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def bench_precision(
         s.commit()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "intake.cli", "worker", *(() if fork else ("--no-fork",))],
+            [sys.executable, "-m", "intake.cli", "worker", "--fork" if fork else "--no-fork"],
             env=env,
             cwd=REPO,
             stdout=subprocess.DEVNULL,
@@ -223,7 +224,9 @@ def main() -> None:
         "--pg", default=None, help="a PostgreSQL server URL (a fresh database is made)"
     )
     parser.add_argument("--skip-routing", action="store_true")
-    parser.add_argument("--no-fork", action="store_true", help="precision with --no-fork workers")
+    parser.add_argument(
+        "--fork", action="store_true", help="precision with `hotline worker --fork` processes"
+    )
     parser.add_argument("--skip-precision", action="store_true")
     args = parser.parse_args()
 
@@ -269,11 +272,11 @@ def main() -> None:
                 )
         if not args.skip_precision:
             spread = bench_precision(
-                env, args.callbacks, args.workers, args.lead, args.window, not args.no_fork
+                env, args.callbacks, args.workers, args.lead, args.window, args.fork
             )
             within = sum(1 for v in spread if v <= 2.0) / max(1, args.callbacks)
             print(
-                f"precision ({'no-fork' if args.no_fork else 'fork'} workers): {len(spread)} of {args.callbacks} callbacks due over {args.window:.0f}s"
+                f"precision ({'fork' if args.fork else 'no-fork'} workers): {len(spread)} of {args.callbacks} callbacks due over {args.window:.0f}s"
                 f" dialled; due->dialled p50 {statistics.median(spread):.2f}s,"
                 f" p99 {percentile(spread, 99):.2f}s, max {spread[-1]:.2f}s;"
                 f" {within:.1%} within 2 s (target 99%)"

@@ -20,10 +20,18 @@ def format_ref(prefix: str, ticket_id: int) -> str:
 
 
 def record_event(
-    session: Session, ticket: Ticket, kind: str, message: str, *, actor: str = "system", **data: Any
+    session: Session,
+    ticket: Ticket | int,
+    kind: str,
+    message: str,
+    *,
+    actor: str = "system",
+    **data: Any,
 ) -> Event:
+    """A line on the ticket's timeline; the ticket may be given by id when it is not loaded."""
+    ticket_id = ticket if isinstance(ticket, int) else ticket.id
     event = Event(
-        ticket_id=ticket.id, kind=kind, actor=actor, message=message, data=data, created_at=utcnow()
+        ticket_id=ticket_id, kind=kind, actor=actor, message=message, data=data, created_at=utcnow()
     )
     session.add(event)
     return event

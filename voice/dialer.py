@@ -155,7 +155,8 @@ def _record_call(
     callback_id: int | None,
     local: bool,
 ) -> Call:
-    call = session.scalar(select(Call).where(Call.call_sid == sid))
+    with session.no_autoflush:  # a batch of callbacks flushes its calls together, at the end
+        call = session.scalar(select(Call).where(Call.call_sid == sid))
     if call is None:
         call = Call(call_sid=sid, direction="outbound-api", status="queued", started_at=utcnow())
         session.add(call)
@@ -169,7 +170,6 @@ def _record_call(
     if local:
         meta["local"] = True
     call.meta = meta
-    session.flush()
     return call
 
 
@@ -350,5 +350,4 @@ def place_call(
     attempt.error = None
     if callback is not None:
         callback.current_call_sid = sid
-    session.flush()
     return sid

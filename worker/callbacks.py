@@ -189,13 +189,22 @@ def place_callbacks(callback_ids: list[int], now: str | None = None) -> str:
         attempts = _start_attempts(session, claimed)
         session.commit()
         rows = _claimed_callbacks(session, claimed)
+        # Twilio's calls are committed one by one (each REST request is a fact of its own); the
+        # local dialer's call rows go in one transaction: if it fails, the rerun finds the
+        # committed attempts without a call and places them then.
+        one_by_one = settings().twilio_configured
         for attempt in attempts:
             try:
-                result = _dial_attempt(session, rows[attempt.callback_id], attempt, cfg, moment)
+                result = _dial_attempt(
+                    session, rows[attempt.callback_id], attempt, cfg, moment, commit=one_by_one
+                )
                 outcomes[result.split(" ", 1)[0]] += 1
             except Exception as exc:
                 session.rollback()
                 failures.append(f"callback {attempt.callback_id}: {exc}")
+                if not one_by_one:
+                    break
+        session.commit()
     for callback_id in sorted(set(callback_ids) - set(claimed)):
         try:
             outcomes[place_callback(callback_id, now).split(" ", 1)[0]] += 1
@@ -208,7 +217,13 @@ def place_callbacks(callback_ids: list[int], now: str | None = None) -> str:
 
 
 def _dial_attempt(
-    session: Session, cb: Callback, attempt: CallbackAttempt, cfg: HotlineConfig, moment: datetime
+    session: Session,
+    cb: Callback,
+    attempt: CallbackAttempt,
+    cfg: HotlineConfig,
+    moment: datetime,
+    *,
+    commit: bool = True,
 ) -> str:
     from voice.dialer import DialError, outbound_url, place_call, status_callback_url
 
@@ -258,19 +273,17 @@ def _dial_attempt(
         )
         session.commit()
         return f"dial failed, retrying in {delay:.0f}s: {exc}"
-    ticket = session.get(Ticket, cb.ticket_id)
-    if ticket is not None:
-        record_event(
-            session,
-            ticket,
-            "callback_dialled",
-            f"attempt {attempt.attempt_no} of {cb.max_attempts} to {cb.phone}",
-            actor="worker",
-            callback_id=cb.id,
-            attempt_id=attempt.id,
-            call_sid=sid,
-        )
-    session.commit()
+    record_event(
+        session,
+        cb.ticket_id,
+        "callback_dialled",
+        f"attempt {attempt.attempt_no} of {cb.max_attempts} to {cb.phone}",
+        actor="worker",
+        callback_id=cb.id,
+        attempt_id=attempt.id,
+        call_sid=sid,
+    )
+    session.commit() if commit else session.flush()
     return f"dialled {sid}"
 
 

@@ -29,6 +29,7 @@ from intake.models import Call, CallbackAttempt, utcnow
 log = logging.getLogger(__name__)
 
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 WRONG_NUMBER_CODES = frozenset({21211, 21214, 21217, 21215, 13223, 13224})
 PLACING_MARK = "placing: REST request sent, answer not yet recorded"
 BUCKET_KEY = "hotline:dialer:bucket"
@@ -171,6 +172,26 @@ def _record_call(
         meta["local"] = True
     call.meta = meta
     return call
+
+
+def fetch_call_status(settings: Settings, sid: str) -> tuple[str, str | None] | None:
+    """Twilio's word on a call whose status callback never reached us: its status and who
+    answered, ("failed", None) when Twilio has no such call, None when Twilio cannot be asked now."""
+    try:
+        call = twilio_client(settings).calls(sid).fetch()
+    except TwilioRestException as exc:
+        return ("failed", None) if exc.status == 404 else None
+    except (TwilioException, OSError) as exc:
+        log.warning("could not ask Twilio about call %s: %s", sid, exc)
+        return None
+    except Exception as exc:
+        import requests
+
+        if isinstance(exc, requests.RequestException):
+            log.warning("could not ask Twilio about call %s: %s", sid, exc)
+            return None
+        raise
+    return str(call.status), call.answered_by
 
 
 def classify_rest_error(exc: TwilioRestException) -> DialError:

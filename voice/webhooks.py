@@ -27,6 +27,7 @@ from intake.phrases import spoken_ref
 from intake.service import is_participant
 from intake.tickets import change_status, enqueue_after_commit, format_ref, record_event
 from voice import filing
+from voice.dialer import FINAL_STATUSES as TERMINAL
 from voice.languages import VoiceLanguage, language, menu_languages, resident_language
 from voice.signature import is_valid, signed_url
 from voice.twiml import Script, empty, xml_response
@@ -44,7 +45,6 @@ MENU = {
 }
 DESCRIBED_TOPICS = ("repair", "complaint", "inquiry")
 VOICEMAIL_CALLBACKS = {"after_hours": "after_hours", "voicemail": "voicemail"}
-TERMINAL = ("completed", "busy", "no-answer", "failed", "canceled")
 STATUS_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3}
 OPENING_PURPOSES = ("missed_call", "virtual_hold", "voicemail", "after_hours", "operator_request")
 MAX_DIGITS = 12

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from intake.callbacks import retry_due_time
 from intake.config import HotlineConfig
-from intake.models import Callback, CallbackAttempt, ContactPoint, Ticket, utcnow
+from intake.models import Call, Callback, CallbackAttempt, ContactPoint, Ticket, utcnow
 from intake.tickets import enqueue_after_commit, record_event
 from worker import clock
 from worker.context import config, sessions, settings
@@ -32,6 +32,8 @@ MACHINE_ANSWERS = (
 )
 RETRY_OUTCOMES = ("no_answer", "busy", "voicemail_left", "failed")
 MAX_DIAL_ERRORS = 8
+# A dialled call with no final status after this long has lost its status callback.
+SILENT_AFTER = timedelta(minutes=20)
 
 
 def _redis():  # type: ignore[no-untyped-def]
@@ -78,7 +80,9 @@ def _claim_due(session: Session, callback_ids: list[int], now: datetime) -> list
     )
 
 
-def _start_attempts(session: Session, callback_ids: list[int]) -> list[CallbackAttempt]:
+def _start_attempts(
+    session: Session, callback_ids: list[int], started: datetime
+) -> list[CallbackAttempt]:
     """One attempt row per claimed callback, numbered after its earlier attempts; its key is the
     idempotency key of the call."""
     previous: dict[int, int] = {
@@ -89,7 +93,6 @@ def _start_attempts(session: Session, callback_ids: list[int]) -> list[CallbackA
             .group_by(CallbackAttempt.callback_id)
         )
     }
-    started = utcnow()
     attempts = []
     for callback_id in callback_ids:
         number = (previous.get(callback_id) or 0) + 1
@@ -155,7 +158,7 @@ def place_callback(callback_id: int, now: str | None = None) -> str:
         cb = _claimed_callbacks(session, [callback_id])[callback_id]
         if not cb.phone:
             return _finish(session, cb, "failed", cfg, moment, note="no phone number to call")
-        (attempt,) = _start_attempts(session, [callback_id])
+        (attempt,) = _start_attempts(session, [callback_id], moment)
         # A lost REST response must find the claim and the attempt: both are committed first.
         session.commit()
         return _dial_attempt(session, cb, attempt, cfg, moment)
@@ -186,7 +189,7 @@ def place_callbacks(callback_ids: list[int], now: str | None = None) -> str:
         )
         taken = set(_claim_due(session, plain, moment))
         claimed = [callback_id for callback_id in callback_ids if callback_id in taken]
-        attempts = _start_attempts(session, claimed)
+        attempts = _start_attempts(session, claimed, moment)
         session.commit()
         rows = _claimed_callbacks(session, claimed)
         # Twilio's calls are committed one by one (each REST request is a fact of its own); the
@@ -452,3 +455,48 @@ def _follow_up_by_email(session: Session, callback_id: int, now: datetime) -> st
         )
     session.commit()
     return f"callback {cb.id} sent by email"
+
+
+def chase_silent_calls(now: str | None = None) -> str:
+    """End the attempts whose call's final status never arrived (a status callback lost on the
+    way), so that no callback stays "in progress" for ever: Twilio is asked for the call; a local
+    call nobody picked up counts as no answer."""
+    from voice.dialer import FINAL_STATUSES, fetch_call_status
+
+    moment = datetime.fromisoformat(now) if now else clock.now()
+    stg = settings()
+    with sessions()() as session:
+        silent = session.execute(
+            select(CallbackAttempt.id, CallbackAttempt.call_sid, Call.status, Call.answered_by)
+            .join(Callback, Callback.id == CallbackAttempt.callback_id)
+            .outerjoin(Call, Call.call_sid == CallbackAttempt.call_sid)
+            .where(
+                CallbackAttempt.status == "dialled",
+                CallbackAttempt.started_at < moment - SILENT_AFTER,
+                Callback.status == "in_progress",
+            )
+            .order_by(CallbackAttempt.id)
+            .limit(200)
+        ).all()
+    settled = 0
+    for attempt_id, sid, known_status, answered_by in silent:
+        final: tuple[str, str | None] | None = None
+        if known_status in FINAL_STATUSES:
+            final = (known_status, answered_by)
+        elif stg.twilio_configured and sid:
+            final = fetch_call_status(stg, sid)
+        elif known_status not in ("in-progress", "answered"):
+            final = ("no-answer", None)
+        if final is None or final[0] not in FINAL_STATUSES:
+            continue
+        with sessions()() as session:
+            session.execute(
+                update(Call)
+                .where(Call.call_sid == sid, Call.status.not_in(FINAL_STATUSES))
+                .values(status=final[0], answered_by=final[1], ended_at=utcnow())
+            )
+            session.commit()
+        log.warning("call %s: its final status never arrived; settled as %s", sid, final[0])
+        callback_call_ended(attempt_id, final[0], final[1])
+        settled += 1
+    return f"{settled} silent call(s) settled"

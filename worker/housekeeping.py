@@ -1,6 +1,7 @@
 """Periodic work every worker's housekeeper does; outbox dedupe keys make each run happen once.
 
-- `sla_sweep` every minute, the department digest every hour;
+- `sla_sweep` every minute, `chase_silent_calls` every five minutes, the department digest every
+  hour;
 - callback timers: a scheduled callback that is overdue and has no live timer gets a new one (the
   row is the truth, so a timer lost with Redis or with a failed outbox row is put back).
 """
@@ -33,6 +34,7 @@ def schedule_periodic(sessions: sessionmaker[Session], now: datetime | None = No
     now = now or utcnow()
     plans = [
         ("sla_sweep", "urgent", f"periodic:sla_sweep:{now:%Y%m%d%H%M}"),
+        ("chase_silent_calls", "default", f"periodic:chase:{now:%Y%m%d%H}{now.minute // 5:02d}"),
         ("send_department_digests", "low", f"periodic:digest:{now:%Y%m%d%H}"),
     ]
     created = 0

@@ -86,7 +86,12 @@ def _registry() -> dict[str, Callable[..., Any]]:
     from mail.outgoing import send_email
     from mail.store import process_raw_message
     from voice.recordings import fetch_recording
-    from worker.callbacks import callback_call_ended, place_callback, place_callbacks
+    from worker.callbacks import (
+        callback_call_ended,
+        chase_silent_calls,
+        place_callback,
+        place_callbacks,
+    )
     from worker.notify import notify_department, page_escalate, page_step, send_department_digests
     from worker.replies import acknowledge
     from worker.scripted import send_scripted_reply
@@ -104,6 +109,7 @@ def _registry() -> dict[str, Callable[..., Any]]:
         "place_callback": place_callback,
         "place_callbacks": place_callbacks,
         "callback_call_ended": callback_call_ended,
+        "chase_silent_calls": chase_silent_calls,
         "sla_sweep": sla_sweep,
         "send_sms": send_sms,
         "fetch_recording": fetch_recording,

@@ -72,6 +72,22 @@ class FakeTwilio(HttpClient):
                     }
                 ),
             )
+        if method == "GET" and "/Calls/" in uri:
+            sid = uri.rsplit("/", 1)[-1].removesuffix(".json")
+            found = [c for c in self.calls if c["sid"] == sid]
+            if found:
+                return Response(200, json.dumps(found[0]))
+            return Response(
+                404,
+                json.dumps(
+                    {
+                        "code": 20404,
+                        "message": f"The requested resource {uri} was not found",
+                        "more_info": "https://www.twilio.com/docs/errors/20404",
+                        "status": 404,
+                    }
+                ),
+            )
         if method == "POST" and uri.endswith("/Calls.json"):
             step = self.script.pop(0) if self.script else "201"
             if step == "429":
@@ -133,10 +149,8 @@ class FakeTwilio(HttpClient):
     def _create(self, data: dict[str, Any]) -> dict[str, Any]:
         from email.utils import format_datetime
 
-        from intake.models import utcnow
-
         sid = f"CA{len(self.calls) + 1:032x}"
-        now = format_datetime(utcnow().replace(microsecond=0))
+        now = format_datetime(clock.now().replace(microsecond=0))  # the test world's time
         call = {
             "sid": sid,
             "account_sid": "AC" + "a" * 32,

@@ -292,3 +292,24 @@ def test_a_batch_lost_with_redis_is_relayed_again_and_dials_nobody_twice(
     with sessions() as s:
         statuses = set(s.scalars(select(Outbox.status).where(Outbox.job == "place_callback")))
     assert statuses == {"done"}
+
+
+def test_a_local_call_nobody_answers_is_settled_as_no_answer_by_the_housekeeper(
+    demo, sessions, redis_url
+):
+    from worker.callbacks import chase_silent_calls
+    from worker.housekeeping import schedule_periodic
+
+    conn = Redis.from_url(redis_url)
+    [callback_id], due = _due_together(sessions, demo.config, 1)
+    run_jobs(conn, due)
+    with clock.frozen(due + timedelta(minutes=10)):
+        assert chase_silent_calls() == "0 silent call(s) settled", "not silent yet"
+    later = due + timedelta(minutes=25)
+    assert schedule_periodic(sessions, later) == 3  # the housekeeper's periodic jobs, the chase too
+    run_jobs(conn, later)
+    [attempt] = _attempts(sessions, callback_id)
+    assert (attempt.status, attempt.outcome) == ("ended", "no_answer")
+    cb = _callback(sessions, callback_id)
+    assert (cb.status, cb.attempts) == ("scheduled", 1)
+    assert cb.due_at > due + timedelta(minutes=25)

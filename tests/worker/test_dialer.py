@@ -215,3 +215,30 @@ def test_a_lost_response_in_a_batch_holds_up_no_one_and_is_never_dialled_twice(
     states = [_state(sessions, callback_id) for callback_id in ids]
     assert [attempt.call_sid for _, [attempt] in states] == [c["sid"] for c in twilio.calls]
     assert {cb.status for cb, _ in states} == {"in_progress"}
+
+
+def test_a_call_whose_final_status_never_arrives_is_asked_about_and_retried(
+    twilio, sessions, redis_url
+):
+    from intake.config import get_settings
+    from worker.callbacks import chase_silent_calls
+    from worker.clock import frozen
+
+    config = get_settings().config
+    conn = Redis.from_url(redis_url)
+    callback_id, moment = _callback(sessions, config)
+    run_jobs(conn, moment)
+    [call] = twilio.calls
+    call["status"] = "in-progress"  # the resident is still talking: nothing to settle
+    with frozen(moment + timedelta(minutes=30)):
+        assert chase_silent_calls() == "0 silent call(s) settled"
+    assert _state(sessions, callback_id)[0].status == "in_progress"
+    call["status"] = "no-answer"  # Twilio's status callback was lost on the way
+    with frozen(moment + timedelta(minutes=35)):
+        assert chase_silent_calls() == "1 silent call(s) settled"
+        assert chase_silent_calls() == "0 silent call(s) settled"
+    cb, [attempt] = _state(sessions, callback_id)
+    assert (attempt.status, attempt.outcome) == ("ended", "no_answer")
+    assert (cb.status, cb.outcome) == ("scheduled", "no_answer"), "retried on the policy"
+    with sessions() as s:
+        assert s.scalar(select(Call.status).where(Call.call_sid == call["sid"])) == "no-answer"

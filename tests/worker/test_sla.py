@@ -74,10 +74,11 @@ def _created(sessions, ticket_id):
 
 
 def test_the_sweep_is_scheduled_once_a_minute_however_many_workers_ask(demo, sessions, redis_url):
-    moment = _now()
-    assert schedule_periodic(sessions, moment) == 2
+    moment = _now().replace(minute=1)
+    assert schedule_periodic(sessions, moment) == 3, "sweep, silent-call chase and digest"
     assert schedule_periodic(sessions, moment + timedelta(seconds=30)) == 0
-    assert schedule_periodic(sessions, moment.replace(second=0) + timedelta(minutes=1)) == 1
+    assert schedule_periodic(sessions, moment.replace(minute=2)) == 1, "the sweep alone"
+    assert schedule_periodic(sessions, moment.replace(minute=5)) == 2, "the sweep and the chase"
 
 
 def _now():

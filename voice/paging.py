@@ -2,12 +2,14 @@
 
 - `/voice/page?page=<id>`: the TwiML an on-call person hears when paged; pressing 1 acknowledges
   the page and stops the chain. Requests must carry a valid X-Twilio-Signature.
-- `/followup/<token>`: the one-click answers in a follow-up / survey email (signed tokens).
+- `/followup/<token>`: the one-click answers in a follow-up / survey email (signed tokens): the
+  link shows the answer with a button, and the button records it.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, g, request
+from markupsafe import Markup, escape
 from sqlalchemy import update
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
@@ -107,22 +109,49 @@ def page_twiml() -> Response:
     return _twiml(response)
 
 
-@bp.get("/followup/<token>")
+def _answer_label(answer: str, language: str) -> str:
+    if answer in ("fixed", "not_fixed"):
+        return render(f"survey_answer_label_{answer}", language)
+    return f"{answer}/5"
+
+
+def _resident_page(language: str, body: Markup) -> str:
+    return (
+        f'<!doctype html><html lang="{escape(language)}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(render('survey_page_title', language))}</title></head>"
+        f'<body style="font: 1.1rem/1.6 sans-serif; max-width: 34rem; margin: 2rem auto; '
+        f'padding: 0 1rem">{body}</body></html>'
+    )
+
+
+@bp.route("/followup/<token>", methods=["GET", "POST"])
 def follow_up_answer(token: str) -> tuple[str, int, dict[str, str]]:
+    """GET only asks to confirm: mail scanners and link previews open every link in a message,
+    and must not answer for the resident. The button POSTs the answer."""
     settings = _settings()
-    headers = {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}
+    headers = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Cache-Control": "no-store",
+        "X-Robots-Tag": "noindex",
+    }
     parsed = read_follow_up_token(settings.secret_key, token)
     callback = g.db.get(Callback, parsed[0]) if parsed else None
     if parsed is None or callback is None:
         language = settings.config.default_language
-        return render("survey_answer_invalid", language), 404, headers
+        text = escape(render("survey_answer_invalid", language))
+        return _resident_page(language, Markup(f"<p>{text}</p>")), 404, headers
     answer = parsed[1]
     language = callback.ticket.language
+    label = _answer_label(answer, language)
+    if request.method == "GET":
+        question = escape(render("survey_answer_confirm", language, answer=label))
+        button = escape(render("survey_answer_send", language))
+        form = (
+            f'<form method="post"><p>{question}</p><button type="submit">{button}</button></form>'
+        )
+        return _resident_page(language, Markup(form)), 200, headers
     record_follow_up_answer(g.db, callback, answer, actor=f"resident via email ({callback.email})")
     g.db.commit()
-    label = (
-        render(f"survey_answer_label_{answer}", language)
-        if answer in ("fixed", "not_fixed")
-        else f"{answer}/5"
-    )
-    return render("survey_answer_thanks", language, answer=label), 200, headers
+    thanks = escape(render("survey_answer_thanks", language, answer=label))
+    return _resident_page(language, Markup(f"<p>{thanks}</p>")), 200, headers

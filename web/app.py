@@ -26,7 +26,8 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,
         HOTLINE_SETTINGS=settings,
-        CSRF_EXEMPT_PREFIXES=("/voice/", "/api/", "/open311/"),
+        # Signed by Twilio, bearer tokens, and the HMAC in a follow-up link: none rides on a cookie.
+        CSRF_EXEMPT_PREFIXES=("/voice/", "/api/", "/open311/", "/followup/"),
     )
     if config:
         app.config.update(config)

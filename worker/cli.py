@@ -74,8 +74,7 @@ def routing_test(rules_path: str | None, limit: int, fmt: str, show_all: bool) -
     from intake.config import ConfigError
     from intake.db import session_scope
     from intake.models import Ticket
-    from intake.routing import decide
-    from worker.jobs import ticket_facts
+    from intake.routing import decide, replay
 
     settings = settings_or_exit()
     try:
@@ -85,18 +84,15 @@ def routing_test(rules_path: str | None, limit: int, fmt: str, show_all: bool) -
         sys.exit(2)
     rows: list[dict[str, Any]] = []
     with session_scope(settings.database_url) as session:
-        tickets = session.scalars(select(Ticket).order_by(Ticket.id.desc()).limit(limit))
-        for ticket in tickets:
-            routed = next((e for e in reversed(ticket.events) if e.kind == "routed"), None)
-            facts = ticket_facts(ticket)
-            if routed is not None:
-                now_rule = routed.data.get("rule")
-                now_dept = routed.data.get("department")
-                now_prio = routed.data.get("priority")
+        for ticket in replay(session, candidate, limit):
+            if ticket.then is not None:
+                now_rule = ticket.then.get("rule")
+                now_dept = ticket.then.get("department")
+                now_prio = ticket.then.get("priority")
             else:
-                current = decide(facts, settings.config)
+                current = decide(ticket.facts, settings.config)
                 now_rule, now_dept, now_prio = current.rule, current.department, current.priority
-            new = decide(facts, candidate)
+            new = ticket.decision
             changed = (now_dept, now_prio) != (new.department, new.priority)
             if changed or show_all:
                 rows.append(

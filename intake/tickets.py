@@ -89,6 +89,12 @@ def change_status(
     return True
 
 
+def department_id(session: Session, code: str, config: HotlineConfig) -> int:
+    """`department_by_code(...).id` without loading the row: routing asks with every ticket."""
+    found = session.scalar(select(Department.id).where(Department.code == code))
+    return found if found is not None else department_by_code(session, code, config).id
+
+
 def department_by_code(session: Session, code: str, config: HotlineConfig) -> Department:
     """The department row for a configured code, created from the configuration when missing."""
     dept = session.scalar(select(Department).where(Department.code == code))

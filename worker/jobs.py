@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlalchemy import update
 
+from intake.db import reader
 from intake.models import Ticket, utcnow
 from intake.routing import decide, sla_due_times, ticket_facts, ticket_facts_query
-from intake.tickets import department_by_code, enqueue_after_commit, record_event
-from worker.context import config, sessions
+from intake.tickets import department_id, enqueue_after_commit, record_event
+from worker.context import config, sessions, settings
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +20,15 @@ log = logging.getLogger(__name__)
 def route_ticket(ticket_id: int) -> str:
     """Apply the routing rules once. The conditional UPDATE makes a second run a no-op."""
     cfg = config()
+    with reader(settings().database_url).connect() as connection:
+        row = connection.execute(ticket_facts_query().where(Ticket.id == ticket_id)).first()
+    if row is None:
+        return "no such ticket"
+    if row.status != "new" or row.department_id is not None:
+        return "already routed"
+    decision = decide(ticket_facts(row), cfg)
     with sessions()() as session:
-        row = session.execute(ticket_facts_query().where(Ticket.id == ticket_id)).first()
-        if row is None:
-            return "no such ticket"
-        if row.status != "new" or row.department_id is not None:
-            return "already routed"
-        decision = decide(ticket_facts(row), cfg)
-        dept_id = department_by_code(session, decision.department, cfg).id
+        dept_id = department_id(session, decision.department, cfg)
         first_due, resolution_due = sla_due_times(row.created_at, decision.sla_profile, cfg)
         claimed = session.execute(
             update(Ticket)

@@ -36,7 +36,8 @@ VIEWS = {
 
 GENERATE = """
 INSERT INTO ticket (ref, channel, category, priority, status, escalated, escalation_level,
-    needs_paging, department_id, language, subject, description, sla_profile,
+    needs_paging, department_id, assignee_id, resident_id, unit_id, contact_phone, contact_email,
+    language, subject, description, sla_profile,
     first_response_due_at, resolution_due_at, first_responded_at, resolved_at, closed_at,
     created_at, updated_at)
 SELECT 'HL-' || lpad(g::text, 7, '0'),
@@ -47,6 +48,11 @@ SELECT 'HL-' || lpad(g::text, 7, '0'),
          ELSE (ARRAY['new','routed','in_progress','waiting_resident'])[1 + (g / 7) % 4] END,
     false, 0, false,
     (SELECT array_agg(id ORDER BY id) FROM department)[1 + (g * 11) % :departments],
+    CASE WHEN g % 4 = 0 THEN (SELECT array_agg(id ORDER BY id) FROM operator)[1 + g / 4 % :operators] END,
+    CASE WHEN g % 3 = 0 THEN (SELECT array_agg(id ORDER BY id) FROM resident)[1 + g / 3 % :residents] END,
+    CASE WHEN g % 3 = 0 THEN (SELECT array_agg(unit_id ORDER BY id) FROM resident)[1 + g / 3 % :residents] END,
+    CASE WHEN g % 3 = 1 THEN '+8529' || lpad((g % 10000000)::text, 7, '0') END,
+    CASE WHEN g % 3 = 2 THEN 'resident' || g || '@example.com' END,
     'zh-Hant', '報修 #' || g, '', 'standard',
     created + interval '4 hours', created + ((g % 96) || ' hours')::interval, NULL,
     CASE WHEN g % 100 < 88 THEN created + interval '1 day' END,
@@ -57,6 +63,23 @@ FROM (
     FROM generate_series(1, :n) AS g
 ) AS rows
 """
+
+
+def fill(conn: Any, tickets: int) -> None:
+    """`tickets` tickets spread over the demo departments, operators and residents."""
+    counts = {
+        table: conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+        for table in ("department", "operator", "resident")
+    }
+    conn.execute(
+        text(GENERATE),
+        {
+            "n": tickets,
+            "departments": counts["department"],
+            "operators": counts["operator"],
+            "residents": counts["resident"],
+        },
+    )
 
 
 def timed(action: Callable[[], Any], runs: int) -> list[float]:
@@ -144,8 +167,7 @@ def run(url: str, tickets: int, runs: int) -> None:
     engine = get_engine(url)
     started = time.perf_counter()
     with engine.begin() as conn:
-        departments = conn.execute(text("SELECT count(*) FROM department")).scalar_one()
-        conn.execute(text(GENERATE), {"n": tickets, "departments": departments})
+        fill(conn, tickets)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE ticket"))
         open_count = conn.execute(

@@ -22,19 +22,47 @@ def resident_json(resident: Resident | None) -> dict[str, Any] | None:
     if resident is None:
         return None
     unit = resident.unit
+    return resident_fields_json(
+        resident,
+        f"{unit.building.code} {unit.label}" if unit else None,
+        [
+            {"kind": cp.kind, "value": cp.value, "unreachable": cp.unreachable}
+            for cp in resident.contact_points
+        ],
+    )
+
+
+def resident_fields_json(
+    resident: Any, unit: str | None, contact_points: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """`resident` is a Resident or a row with its id, name and language."""
     return {
         "id": resident.id,
         "name": resident.name,
         "language": resident.language,
-        "unit": f"{unit.building.code} {unit.label}" if unit else None,
-        "contact_points": [
-            {"kind": cp.kind, "value": cp.value, "unreachable": cp.unreachable}
-            for cp in resident.contact_points
-        ],
+        "unit": unit,
+        "contact_points": contact_points,
     }
 
 
 def ticket_json(ticket: Ticket, config: HotlineConfig) -> dict[str, Any]:
+    return ticket_fields_json(
+        ticket,
+        ticket.department.code if ticket.department else None,
+        ticket.assignee.email if ticket.assignee else None,
+        resident_json(ticket.resident),
+        config,
+    )
+
+
+def ticket_fields_json(
+    ticket: Any,
+    department: str | None,
+    assignee: str | None,
+    resident: dict[str, Any] | None,
+    config: HotlineConfig,
+) -> dict[str, Any]:
+    """The ticket's JSON from a Ticket or from a row of its columns (the API list reads rows)."""
     return {
         "ref": ticket.ref,
         "channel": ticket.channel,
@@ -42,14 +70,14 @@ def ticket_json(ticket: Ticket, config: HotlineConfig) -> dict[str, Any]:
         "priority": ticket.priority,
         "status": ticket.status,
         "escalated": ticket.escalated,
-        "department": ticket.department.code if ticket.department else None,
-        "assignee": ticket.assignee.email if ticket.assignee else None,
+        "department": department,
+        "assignee": assignee,
         "language": ticket.language,
         "subject": ticket.subject,
         "description": ticket.description,
         "contact_phone": ticket.contact_phone,
         "contact_email": ticket.contact_email,
-        "resident": resident_json(ticket.resident),
+        "resident": resident,
         "satisfaction": ticket.satisfaction,
         "first_response_due_at": iso(ticket.first_response_due_at, config),
         "resolution_due_at": iso(ticket.resolution_due_at, config),

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql import Select
 from werkzeug.datastructures import MultiDict
 
-from intake.models import Building, Department, Operator, Ticket, Unit, utcnow
+from intake.models import Building, Operator, Ticket, Unit, utcnow
 from intake.tickets import OPEN_STATUSES, STATUSES
 
 CHANNELS = ("voice", "email", "sms", "web", "api", "open311")
@@ -92,11 +93,23 @@ class QueueFilter:
         return urlencode(pairs)
 
     def apply(
-        self, query: Select[Any], operator: Operator | None, now: datetime | None = None
+        self,
+        query: Select[Any],
+        operator: Operator | None,
+        department_ids: Sequence[int] = (),
+        now: datetime | None = None,
     ) -> Select[Any]:
+        """The filter's conditions; `department_ids` are the ids of `self.departments`.
+
+        Ids rather than a subquery on the codes: only with literal ids does PostgreSQL always
+        range-scan `ix_ticket_department_urgency`.
+        """
         now = now or utcnow()
         if self.statuses:
-            query = query.where(Ticket.status.in_(self.statuses))
+            # Inlined, so a prepared statement's generic plan can still use the partial indexes.
+            query = query.where(
+                Ticket.status.in_(bindparam("statuses", self.statuses, literal_execute=True))
+            )
         if self.channels:
             query = query.where(Ticket.channel.in_(self.channels))
         if self.categories:
@@ -104,15 +117,14 @@ class QueueFilter:
         if self.priorities:
             query = query.where(Ticket.priority.in_(self.priorities))
         if self.departments:
-            query = query.where(
-                Ticket.department_id.in_(
-                    select(Department.id).where(Department.code.in_(self.departments))
-                )
-            )
+            query = query.where(Ticket.department_id.in_(department_ids))
         if self.buildings:
             query = query.where(
                 Ticket.unit_id.in_(
-                    select(Unit.id).join(Building).where(Building.code.in_(self.buildings))
+                    select(Unit.id)
+                    .join(Building)
+                    .where(Building.code.in_(self.buildings))
+                    .correlate(None)
                 )
             )
         if self.sla:
@@ -186,7 +198,7 @@ class QueueFilter:
             or_(Ticket.priority > priority, and_(Ticket.priority == priority, later_in_priority)),
         )
 
-    def cursor_for(self, ticket: Ticket) -> str:
+    def cursor_for(self, ticket: Ticket | Row[Any]) -> str:
         if self.sort == "newest":
             key: list[Any] = [ticket.created_at.isoformat(), ticket.id]
         else:
@@ -215,14 +227,18 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
 
 
 def page(
-    session: Session,
+    connection: Connection,
     query: Select[Any],
     flt: QueueFilter,
     cursor: str | None,
     size: int,
-) -> tuple[list[Ticket], str | None]:
-    """One page of tickets and the cursor of the next page (None on the last page)."""
-    rows = list(session.scalars(flt.order(flt.after(query, cursor)).limit(size + 1)))
+) -> tuple[Sequence[Row[Any]], str | None]:
+    """One page of rows and the cursor of the next page (None on the last page).
+
+    The rows need the order's columns under the ticket's names (priority, resolution_due_at,
+    created_at, id).
+    """
+    rows = connection.execute(flt.order(flt.after(query, cursor)).limit(size + 1)).all()
     if len(rows) > size:
         return rows[:size], flt.cursor_for(rows[size - 1])
     return rows, None

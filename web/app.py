@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from flask import Flask, abort, g, request, session
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from intake.config import Settings, get_settings
-from intake.db import session_factory
+from intake.db import get_engine, session_factory
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -31,10 +32,13 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
     if config:
         app.config.update(config)
     app.extensions["hotline_sessions"] = session_factory(settings.database_url)
+    app.extensions["hotline_read_sessions"] = read_session_factory(settings.database_url)
 
     @app.before_request
     def _open_db() -> None:
-        g.db = app.extensions["hotline_sessions"]()
+        view = app.view_functions.get(request.endpoint or "")
+        kind = "hotline_read_sessions" if getattr(view, "read_only", False) else "hotline_sessions"
+        g.db = app.extensions[kind]()
 
     @app.teardown_request
     def _close_db(exc: BaseException | None) -> None:
@@ -86,6 +90,26 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
         return "ok", 200
 
     return app
+
+
+def read_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a view that only reads (a lone UPDATE such as a token's last use is fine).
+
+    Its session runs without a transaction on PostgreSQL: no BEGIN and ROLLBACK round trips, and
+    psycopg keeps its prepared statements, which it drops on every ROLLBACK, so the page's queries
+    are planned once per connection rather than on every request.
+    """
+    view.read_only = True  # type: ignore[attr-defined]
+    return view
+
+
+def read_session_factory(url: str) -> sessionmaker[Session]:
+    engine = get_engine(url)
+    if engine.dialect.name != "postgresql":
+        return session_factory(url)
+    return sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
 
 
 def _register_optional_blueprints(app: Flask) -> None:

@@ -34,6 +34,7 @@ from intake.models import (
     utcnow,
 )
 from intake.tickets import STATUSES
+from web.app import read_only
 from web.auth import STAFF, current_operator, login_required, visible_tickets
 from web.console import local_time
 from web.filters import AT_RISK_WINDOW, CHANNELS, PRIORITIES, QueueFilter, page
@@ -159,6 +160,7 @@ def queue_rows(rows: Sequence[Row[Any]], language: str, now: datetime) -> list[Q
 
 
 @bp.get("/")
+@read_only
 @login_required()
 def index() -> Any:
     op = current_operator()
@@ -203,6 +205,7 @@ def index() -> Any:
 
 
 @bp.get("/queue/poll")
+@read_only
 @login_required()
 def poll() -> Any:
     """What changed since the page was drawn: counters, how many new tickets match, watched rows.

@@ -59,6 +59,7 @@ from web.api.common import (
     text_field,
     visible,
 )
+from web.app import read_only
 from web.filters import CHANNELS, PRIORITIES, SLA_STATES, QueueFilter, page
 from web.lookups import department_ids
 
@@ -200,6 +201,7 @@ def _row_json(
 
 
 @bp.get("/tickets")
+@read_only
 @require("tickets:read")
 def list_tickets() -> Any:
     flt, assignee, _unassigned = ticket_filter()

@@ -231,7 +231,9 @@ def run(url: str, tickets: int, runs: int) -> None:
     with client.session_transaction() as sess:
         sess["operator_id"], sess["auth_epoch"] = op_id, epoch
     headers = {"Authorization": f"Bearer {token}"}
+    # Like the read-only views: no transaction, so psycopg keeps its prepared statements.
     raw = engine.raw_connection()
+    raw.driver_connection.autocommit = True  # type: ignore[union-attr]
     cursor = raw.cursor()
 
     def bare(sql: str) -> Callable[[], list[Any]]:
@@ -271,7 +273,6 @@ def run(url: str, tickets: int, runs: int) -> None:
                 cursor.execute(statement, params)
                 if cursor.description:
                     cursor.fetchall()
-            raw.rollback()
 
         return go
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -75,15 +76,32 @@ def create_client(
     return NewClient(client=client, token=token)
 
 
-def client_for_token(session: Session, token: str | None) -> ApiClient | None:
+@dataclass(frozen=True)
+class Caller:
+    """What a request needs of its client's row, read as plain columns rather than an ORM object."""
+
+    id: int
+    name: str
+    role: str
+    department_id: int | None
+    last_used_at: datetime | None
+
+
+def client_for_token(session: Session, token: str | None) -> Caller | None:
     """The active client owning `token`; lookup is by hash, so no timing leak on the secret."""
     if not token or len(token) > 200:
         return None
-    client = session.scalar(select(ApiClient).where(ApiClient.token_hash == hash_token(token)))
-    if client is None or not client.active:
-        return None
-    return client
+    row = session.execute(
+        select(
+            ApiClient.id,
+            ApiClient.name,
+            ApiClient.role,
+            ApiClient.department_id,
+            ApiClient.last_used_at,
+        ).where(ApiClient.token_hash == hash_token(token), ApiClient.active.is_(True))
+    ).first()
+    return Caller(*row) if row is not None else None
 
 
-def scopes(client: ApiClient) -> frozenset[str]:
+def scopes(client: Caller) -> frozenset[str]:
     return ROLE_SCOPES.get(client.role, frozenset())

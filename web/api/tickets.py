@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
 from flask import g, jsonify, request
-from sqlalchemy import Connection, Row, Select, select
+from sqlalchemy import JSON, Row, Select, func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from intake.config import HotlineConfig
 from intake.models import (
@@ -127,8 +129,12 @@ def ticket_filter() -> tuple[QueueFilter, str | None, bool]:
     return flt, assignee, bool(unassigned)
 
 
-def list_query() -> Select[Any]:
-    """Exactly the columns the list returns, with the names they need, in one statement."""
+@cache
+def list_query(dialect: str) -> Select[Any]:
+    """Exactly the columns the list returns, with the names they need, in one statement.
+
+    Built once per dialect: a statement is immutable, and building it costs more than running it.
+    """
     return (
         select(
             Ticket.id,
@@ -150,6 +156,7 @@ def list_query() -> Select[Any]:
             Resident.language.label("resident_language"),
             Building.code.label("building"),
             Unit.label.label("unit"),
+            _contact_points(dialect),
             Ticket.satisfaction,
             Ticket.first_response_due_at,
             Ticket.resolution_due_at,
@@ -165,29 +172,29 @@ def list_query() -> Select[Any]:
     )
 
 
-def _contact_points(db: Connection, resident_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
-    """The contact points of the residents on a page, in one query (none when nobody is known)."""
-    points: dict[int, list[dict[str, Any]]] = {r: [] for r in resident_ids}
-    if resident_ids:
-        for cp in db.execute(
-            select(
-                ContactPoint.resident_id,
-                ContactPoint.kind,
-                ContactPoint.value,
-                ContactPoint.unreachable,
-            )
-            .where(ContactPoint.resident_id.in_(resident_ids))
-            .order_by(ContactPoint.id)
-        ):
-            points[cp.resident_id].append(
-                {"kind": cp.kind, "value": cp.value, "unreachable": cp.unreachable}
-            )
-    return points
+def _contact_points(dialect: str) -> Any:
+    """The resident's contact points as a JSON array, so the page stays one statement."""
+    point = (ContactPoint.kind, ContactPoint.value, ContactPoint.unreachable)
+    if dialect == "postgresql":
+        fields = func.json_build_object(
+            "kind", point[0], "value", point[1], "unreachable", point[2]
+        )
+        points = func.json_agg(aggregate_order_by(fields, ContactPoint.id), type_=JSON)
+    else:
+        # SQLite 3.40 has no ORDER BY in aggregates; it reads them by the resident_id index, in id order.
+        points = func.json_group_array(
+            func.json_object("kind", point[0], "value", point[1], "unreachable", point[2]),
+            type_=JSON,
+        )
+    return (
+        select(points)
+        .where(ContactPoint.resident_id == Resident.id)
+        .scalar_subquery()
+        .label("contact_points")
+    )
 
 
-def _row_json(
-    row: Row[Any], points: dict[int, list[dict[str, Any]]], conf: HotlineConfig
-) -> dict[str, Any]:
+def _row_json(row: Row[Any], conf: HotlineConfig) -> dict[str, Any]:
     resident = None
     if row.resident_id is not None:
         resident = resident_fields_json(
@@ -195,7 +202,10 @@ def _row_json(
                 id=row.resident_id, name=row.resident_name, language=row.resident_language
             ),
             f"{row.building} {row.unit}" if row.unit is not None else None,
-            points[row.resident_id],
+            [
+                {"kind": p["kind"], "value": p["value"], "unreachable": bool(p["unreachable"])}
+                for p in row.contact_points or ()
+            ],
         )
     return ticket_fields_json(row, row.department, row.assignee, resident, conf)
 
@@ -207,7 +217,8 @@ def list_tickets() -> Any:
     flt, assignee, _unassigned = ticket_filter()
     limit = query_limit()
     cursor = _checked_cursor(request.args.get("cursor"), flt.sort)
-    query = visible(flt.apply(list_query(), None, department_ids(g.db, flt.departments)))
+    base = list_query(g.db.get_bind().dialect.name)
+    query = visible(flt.apply(base, None, department_ids(g.db, flt.departments)))
     if assignee:
         query = query.where(
             Ticket.assignee_id.in_(
@@ -216,11 +227,9 @@ def list_tickets() -> Any:
                 .correlate(None)
             )
         )
-    db = g.db.connection()
-    rows, next_cursor = page(db, query, flt, cursor, limit)
-    points = _contact_points(db, {r.resident_id for r in rows if r.resident_id is not None})
+    rows, next_cursor = page(g.db.connection(), query, flt, cursor, limit)
     conf = config()
-    return page_response([_row_json(r, points, conf) for r in rows], next_cursor)
+    return page_response([_row_json(r, conf) for r in rows], next_cursor)
 
 
 def load_ticket(ref: str) -> Ticket:

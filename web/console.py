@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app, g
@@ -12,12 +12,11 @@ from web.i18n import LANGUAGE_NAMES, LANGUAGES, current_language, init_babel
 from web.labels import LABELS
 
 
-def local_time(moment: datetime | None, tz: tzinfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return "—" if moment is None else moment.astimezone(tz).strftime(fmt)
-
-
 def _local(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return local_time(moment, current_app.config["HOTLINE_SETTINGS"].config.timezone, fmt)
+    if moment is None:
+        return "—"
+    tz = current_app.config["HOTLINE_SETTINGS"].config.timezone
+    return moment.astimezone(tz).strftime(fmt)
 
 
 def _translations() -> Any:

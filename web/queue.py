@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import cache
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote
@@ -37,7 +37,6 @@ from intake.models import (
 from intake.tickets import STATUSES
 from web.app import read_only
 from web.auth import STAFF, current_operator, login_required, visible_tickets
-from web.console import local_time
 from web.filters import AT_RISK_WINDOW, CHANNELS, PRIORITIES, QueueFilter, page
 from web.i18n import current_language
 from web.labels import channel_labels, sla_labels, status_labels
@@ -176,13 +175,18 @@ def queue_rows(rows: Sequence[Row[Any]], language: str, now: datetime) -> list[Q
                 contact=resident or phone or email or "—",
                 unit=f"{building} {unit}" if unit is not None else "",
                 assignee=assignee or "",
-                due=local_time(resolution_due_at, tz, "%m-%d %H:%M"),
+                due=_minutes(resolution_due_at, tz)[5:] if resolution_due_at else "—",
                 sla=sla,
                 sla_label=slas.get(sla, sla),
-                created=local_time(created_at, tz),
+                created=_minutes(created_at, tz),
             )
         )
     return out
+
+
+def _minutes(moment: datetime, tz: tzinfo) -> str:
+    """`YYYY-MM-DD HH:MM` in the centre's zone, like the `local` filter, at a third of strftime's cost."""
+    return moment.astimezone(tz).isoformat(" ", "minutes")[:16]
 
 
 @bp.get("/")

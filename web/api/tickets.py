@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import cache
-from types import SimpleNamespace
 from typing import Any
 
 from flask import g, jsonify, request
@@ -28,12 +27,13 @@ from intake.phones import normalize_email
 from intake.phrases import render
 from intake.replies import queue_reply
 from intake.serialize import (
+    TICKET_JSON_KEYS,
     interaction_json,
     outgoing_json,
     resident_fields_json,
     ticket_detail_json,
-    ticket_fields_json,
     ticket_json,
+    ticket_times_json,
 )
 from intake.tickets import (
     STATUSES,
@@ -134,10 +134,17 @@ def list_query(dialect: str) -> Select[Any]:
     """Exactly the columns the list returns, with the names they need, in one statement.
 
     Built once per dialect: a statement is immutable, and building it costs more than running it.
+    The ticket's own columns come last, in the order of its JSON; the resident's id stands where
+    the resident goes.
     """
     return (
         select(
             Ticket.id,
+            Resident.name.label("resident_name"),
+            Resident.language.label("resident_language"),
+            Building.code.label("building"),
+            Unit.label.label("unit"),
+            _contact_points(dialect),
             Ticket.ref,
             Ticket.channel,
             Ticket.category,
@@ -152,11 +159,6 @@ def list_query(dialect: str) -> Select[Any]:
             Ticket.contact_phone,
             Ticket.contact_email,
             Ticket.resident_id,
-            Resident.name.label("resident_name"),
-            Resident.language.label("resident_language"),
-            Building.code.label("building"),
-            Unit.label.label("unit"),
-            _contact_points(dialect),
             Ticket.satisfaction,
             Ticket.first_response_due_at,
             Ticket.resolution_due_at,
@@ -195,19 +197,22 @@ def _contact_points(dialect: str) -> Any:
 
 
 def _row_json(row: Row[Any], conf: HotlineConfig) -> dict[str, Any]:
-    resident = None
-    if row.resident_id is not None:
-        resident = resident_fields_json(
-            SimpleNamespace(
-                id=row.resident_id, name=row.resident_name, language=row.resident_language
-            ),
-            f"{row.building} {row.unit}" if row.unit is not None else None,
+    """Unpacked by position: attribute lookups on a Row cost more than building the JSON."""
+    _id, name, language, building, unit, points, *values = row
+    data = dict(zip(TICKET_JSON_KEYS, values, strict=True))
+    resident_id = data["resident"]
+    if resident_id is not None:
+        data["resident"] = resident_fields_json(
+            resident_id,
+            name,
+            language,
+            f"{building} {unit}" if unit is not None else None,
             [
                 {"kind": p["kind"], "value": p["value"], "unreachable": bool(p["unreachable"])}
-                for p in row.contact_points or ()
+                for p in points or ()
             ],
         )
-    return ticket_fields_json(row, row.department, row.assignee, resident, conf)
+    return ticket_times_json(data, conf)
 
 
 @bp.get("/tickets")

@@ -21,7 +21,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import BindParameter
 from werkzeug.datastructures import MultiDict
 
-from intake.models import Building, Operator, Ticket, Unit, utcnow
+from intake.models import Building, Department, Operator, Resident, Ticket, Unit, utcnow
 from intake.tickets import OPEN_STATUSES, STATUSES
 
 CHANNELS = ("voice", "email", "sms", "web", "api", "open311")
@@ -233,6 +233,19 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
         return key
     except (ValueError, TypeError, json.JSONDecodeError):
         return None
+
+
+def with_names(query: Select[Any], unit_id: Any) -> Select[Any]:
+    """The ticket joined to what a list shows by name: its department, assignee, resident, and the
+    unit (`unit_id`: the ticket's own or its resident's) with its building, each optional."""
+    return (
+        query.select_from(Ticket)
+        .outerjoin(Department, Department.id == Ticket.department_id)
+        .outerjoin(Operator, Operator.id == Ticket.assignee_id)
+        .outerjoin(Resident, Resident.id == Ticket.resident_id)
+        .outerjoin(Unit, Unit.id == unit_id)
+        .outerjoin(Building, Building.id == Unit.building_id)
+    )
 
 
 def page(

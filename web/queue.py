@@ -37,7 +37,7 @@ from intake.models import (
 from intake.tickets import STATUSES
 from web.app import read_only
 from web.auth import STAFF, current_operator, login_required, visible_tickets
-from web.filters import AT_RISK_WINDOW, CHANNELS, PRIORITIES, QueueFilter, page
+from web.filters import AT_RISK_WINDOW, CHANNELS, PRIORITIES, QueueFilter, page, with_names
 from web.i18n import current_language
 from web.labels import channel_labels, sla_labels, status_labels
 from web.lookups import department_ids
@@ -101,7 +101,7 @@ def queue_query(language: str) -> Select[Any]:
 
     Built once per language: a statement is immutable, and building it costs more than running it.
     """
-    return (
+    return with_names(
         select(
             Ticket.id,
             Ticket.ref,
@@ -121,13 +121,8 @@ def queue_query(language: str) -> Select[Any]:
             Building.code.label("building"),
             Unit.label.label("unit"),
             Operator.name.label("assignee"),
-        )
-        .select_from(Ticket)
-        .outerjoin(Department, Department.id == Ticket.department_id)
-        .outerjoin(Resident, Resident.id == Ticket.resident_id)
-        .outerjoin(Unit, Unit.id == Ticket.unit_id)
-        .outerjoin(Building, Building.id == Unit.building_id)
-        .outerjoin(Operator, Operator.id == Ticket.assignee_id)
+        ),
+        Ticket.unit_id,
     )
 
 

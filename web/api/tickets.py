@@ -62,7 +62,7 @@ from web.api.common import (
     visible,
 )
 from web.app import read_only
-from web.filters import CHANNELS, PRIORITIES, SLA_STATES, QueueFilter, page
+from web.filters import CHANNELS, PRIORITIES, SLA_STATES, QueueFilter, page, with_names
 from web.lookups import department_ids
 
 SORTS = ("urgency", "newest")
@@ -137,7 +137,7 @@ def list_query(dialect: str) -> Select[Any]:
     The ticket's own columns come last, in the order of its JSON; the resident's id stands where
     the resident goes.
     """
-    return (
+    return with_names(
         select(
             Ticket.id,
             Resident.name.label("resident_name"),
@@ -164,13 +164,8 @@ def list_query(dialect: str) -> Select[Any]:
             Ticket.resolution_due_at,
             Ticket.created_at,
             Ticket.updated_at,
-        )
-        .select_from(Ticket)
-        .outerjoin(Department, Department.id == Ticket.department_id)
-        .outerjoin(Operator, Operator.id == Ticket.assignee_id)
-        .outerjoin(Resident, Resident.id == Ticket.resident_id)
-        .outerjoin(Unit, Unit.id == Resident.unit_id)
-        .outerjoin(Building, Building.id == Unit.building_id)
+        ),
+        Resident.unit_id,
     )
 
 

@@ -21,9 +21,10 @@ def _local(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 def _translations() -> Any:
     """The request's catalog, looked up once: flask-babel's own lookup costs tens of µs a call."""
-    if "hotline_translations" not in g:
-        g.hotline_translations = get_translations()
-    return g.hotline_translations
+    translations = g.get("hotline_translations")
+    if translations is None:
+        translations = g.hotline_translations = get_translations()
+    return translations
 
 
 def _template_gettext(message: str) -> str:

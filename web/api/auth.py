@@ -10,8 +10,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from intake.models import ApiClient, Department, utcnow
@@ -87,19 +89,23 @@ class Caller:
     last_used_at: datetime | None
 
 
+@cache
+def _by_token_hash() -> Select[Any]:
+    """Built once: constructing even this small statement costs about as much as running it."""
+    return select(
+        ApiClient.id,
+        ApiClient.name,
+        ApiClient.role,
+        ApiClient.department_id,
+        ApiClient.last_used_at,
+    ).where(ApiClient.token_hash == bindparam("token_hash"), ApiClient.active.is_(True))
+
+
 def client_for_token(session: Session, token: str | None) -> Caller | None:
     """The active client owning `token`; lookup is by hash, so no timing leak on the secret."""
     if not token or len(token) > 200:
         return None
-    row = session.execute(
-        select(
-            ApiClient.id,
-            ApiClient.name,
-            ApiClient.role,
-            ApiClient.department_id,
-            ApiClient.last_used_at,
-        ).where(ApiClient.token_hash == hash_token(token), ApiClient.active.is_(True))
-    ).first()
+    row = session.connection().execute(_by_token_hash(), {"token_hash": hash_token(token)}).first()
     return Caller(*row) if row is not None else None
 
 

@@ -21,7 +21,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 
 from intake.models import (
     Building,
@@ -75,9 +75,11 @@ class SlaFields(Protocol):
     resolution_due_at: datetime | None
 
 
-def _counters(now: datetime) -> list[Any]:
-    """Callbacks owed now and missed calls not yet returned, each an index range count."""
-    waiting = select(func.count()).where(Callback.status == "scheduled", Callback.due_at <= now)
+def _counters() -> list[Any]:
+    """Callbacks owed at `:now` and missed calls not yet returned, each an index-only count."""
+    waiting = select(func.count()).where(
+        Callback.status == "scheduled", Callback.due_at <= bindparam("now")
+    )
     missed = select(func.count()).where(
         Callback.status.in_(("scheduled", "in_progress")), Callback.purpose == "missed_call"
     )
@@ -87,10 +89,21 @@ def _counters(now: datetime) -> list[Any]:
     ]
 
 
+@cache
+def _counts_query() -> Select[Any]:
+    return select(*_counters())
+
+
+@cache
+def _counts_and_newest_query() -> Select[Any]:
+    """The queue page's counters and the newest ticket's id (where "N new" counts from)."""
+    return select(*_counters(), select(func.max(Ticket.id)).scalar_subquery().label("newest"))
+
+
 def waiting_counts() -> dict[str, int]:
     """The counters every page shows, counted once per request."""
     if "waiting_counts" not in g:
-        row = g.db.connection().execute(select(*_counters(utcnow()))).one()
+        row = g.db.connection().execute(_counts_query(), {"now": utcnow()}).one()
         g.waiting_counts = dict(row._mapping)
     return g.waiting_counts  # type: ignore[no-any-return]
 
@@ -198,9 +211,7 @@ def index() -> Any:
         visible_tickets(queue_query(language)), op, department_ids(g.db, flt.departments), now
     )
     rows, next_cursor = page(db, query, flt, request.args.get("after"), PAGE_SIZE)
-    counts = db.execute(
-        select(*_counters(now), select(func.max(Ticket.id)).scalar_subquery().label("newest"))
-    ).one()
+    counts = db.execute(_counts_and_newest_query(), {"now": now}).one()
     if op.role in STAFF:
         g.waiting_counts = {
             "waiting_callbacks": counts.waiting_callbacks,

@@ -50,9 +50,21 @@ def get_engine(url: str) -> Engine:
 
 
 def reader(url: str) -> Engine:
-    """The engine for reads that share no snapshot with a later write: on SQLite they neither
-    wait for nor hold up writers (WAL readers run beside the writer)."""
-    return get_engine(url).execution_options(reading=True)
+    """The engine for reads that share no snapshot with a later write. On SQLite they take no
+    write lock (WAL readers run beside the writer); on PostgreSQL they run without a transaction,
+    so no BEGIN and ROLLBACK round trips, and psycopg keeps the prepared statements it drops on
+    every ROLLBACK."""
+    key = (f"read:{url}", os.getpid())
+    engine = _engines.get(key)
+    if engine is None:
+        base = get_engine(url)
+        engine = (
+            base.execution_options(isolation_level="AUTOCOMMIT")
+            if base.dialect.name == "postgresql"
+            else base.execution_options(reading=True)
+        )
+        _engines[key] = engine
+    return engine
 
 
 def dispose_engines() -> None:

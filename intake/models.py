@@ -275,7 +275,11 @@ class Callback(Base):
     """A call the centre owes a resident. The row is the truth; an RQ scheduled job is only the timer."""
 
     __tablename__ = "callback"
-    __table_args__ = (Index("ix_callback_due", "status", "due_at"),)
+    # ix_callback_purpose_status: the console counts missed calls not yet returned on every page.
+    __table_args__ = (
+        Index("ix_callback_due", "status", "due_at"),
+        Index("ix_callback_purpose_status", "purpose", "status"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), index=True)
     phone: Mapped[str | None] = mapped_column(String(32))

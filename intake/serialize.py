@@ -22,40 +22,75 @@ def resident_json(resident: Resident | None) -> dict[str, Any] | None:
     if resident is None:
         return None
     unit = resident.unit
-    return {
-        "id": resident.id,
-        "name": resident.name,
-        "language": resident.language,
-        "unit": f"{unit.building.code} {unit.label}" if unit else None,
-        "contact_points": [
+    return resident_fields_json(
+        resident.id,
+        resident.name,
+        resident.language,
+        f"{unit.building.code} {unit.label}" if unit else None,
+        [
             {"kind": cp.kind, "value": cp.value, "unreachable": cp.unreachable}
             for cp in resident.contact_points
         ],
+    )
+
+
+def resident_fields_json(
+    ident: int,
+    name: str | None,
+    language: str | None,
+    unit: str | None,
+    contact_points: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "name": name,
+        "language": language,
+        "unit": unit,
+        "contact_points": contact_points,
     }
+
+
+# A ticket's JSON keys in order; the API list selects its columns in this order too.
+TICKET_JSON_KEYS = (
+    "ref",
+    "channel",
+    "category",
+    "priority",
+    "status",
+    "escalated",
+    "department",
+    "assignee",
+    "language",
+    "subject",
+    "description",
+    "contact_phone",
+    "contact_email",
+    "resident",
+    "satisfaction",
+    "first_response_due_at",
+    "resolution_due_at",
+    "created_at",
+    "updated_at",
+)
+TICKET_JSON_TIMES = TICKET_JSON_KEYS[-4:]
 
 
 def ticket_json(ticket: Ticket, config: HotlineConfig) -> dict[str, Any]:
-    return {
-        "ref": ticket.ref,
-        "channel": ticket.channel,
-        "category": ticket.category,
-        "priority": ticket.priority,
-        "status": ticket.status,
-        "escalated": ticket.escalated,
-        "department": ticket.department.code if ticket.department else None,
-        "assignee": ticket.assignee.email if ticket.assignee else None,
-        "language": ticket.language,
-        "subject": ticket.subject,
-        "description": ticket.description,
-        "contact_phone": ticket.contact_phone,
-        "contact_email": ticket.contact_email,
-        "resident": resident_json(ticket.resident),
-        "satisfaction": ticket.satisfaction,
-        "first_response_due_at": iso(ticket.first_response_due_at, config),
-        "resolution_due_at": iso(ticket.resolution_due_at, config),
-        "created_at": iso(ticket.created_at, config),
-        "updated_at": iso(ticket.updated_at, config),
-    }
+    data = {key: getattr(ticket, key) for key in TICKET_JSON_KEYS}
+    data["department"] = ticket.department.code if ticket.department else None
+    data["assignee"] = ticket.assignee.email if ticket.assignee else None
+    data["resident"] = resident_json(ticket.resident)
+    return ticket_times_json(data, config)
+
+
+def ticket_times_json(data: dict[str, Any], config: HotlineConfig) -> dict[str, Any]:
+    """Finishes a ticket's JSON (TICKET_JSON_KEYS) in place: its times in the centre's zone."""
+    tz = config.timezone
+    for key in TICKET_JSON_TIMES:
+        moment = data[key]
+        if moment is not None:
+            data[key] = moment.astimezone(tz).isoformat()
+    return data
 
 
 def interaction_json(item: Interaction, config: HotlineConfig) -> dict[str, Any]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from flask import Flask, abort, g, request, session
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from intake.config import Settings, get_settings
-from intake.db import session_factory
+from intake.db import reader, session_factory
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -32,10 +33,13 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
     if config:
         app.config.update(config)
     app.extensions["hotline_sessions"] = session_factory(settings.database_url)
+    app.extensions["hotline_read_sessions"] = read_session_factory(settings.database_url)
 
     @app.before_request
     def _open_db() -> None:
-        g.db = app.extensions["hotline_sessions"]()
+        view = app.view_functions.get(request.endpoint or "")
+        kind = "hotline_read_sessions" if getattr(view, "read_only", False) else "hotline_sessions"
+        g.db = app.extensions[kind]()
 
     @app.teardown_request
     def _close_db(exc: BaseException | None) -> None:
@@ -87,6 +91,18 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
         return "ok", 200
 
     return app
+
+
+def read_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a view that only reads (a lone UPDATE such as a token's last use is fine): its
+    session comes from `intake.db.reader` (no transaction on PostgreSQL, no write lock on SQLite),
+    so the page's prepared queries are planned once per connection, not on every request."""
+    view.read_only = True  # type: ignore[attr-defined]
+    return view
+
+
+def read_session_factory(url: str) -> sessionmaker[Session]:
+    return sessionmaker(reader(url), expire_on_commit=False)
 
 
 def _register_optional_blueprints(app: Flask) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime, tzinfo
+from functools import cache
+from typing import Any, NamedTuple, Protocol
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -18,51 +21,211 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Row, Select, bindparam, func, select
 
-from intake.models import Building, Callback, Department, SavedView, Ticket, Unit, utcnow
+from intake.models import (
+    Building,
+    Callback,
+    Department,
+    Operator,
+    Resident,
+    SavedView,
+    Ticket,
+    Unit,
+    utcnow,
+)
 from intake.tickets import STATUSES
+from web.app import read_only
 from web.auth import STAFF, current_operator, login_required, visible_tickets
-from web.filters import CHANNELS, PRIORITIES, QueueFilter, page
+from web.filters import AT_RISK_WINDOW, CHANNELS, PRIORITIES, QueueFilter, page, with_names
+from web.i18n import current_language
+from web.labels import channel_labels, sla_labels, status_labels
+from web.lookups import department_ids
 
 bp = Blueprint("queue", __name__)
 PAGE_SIZE = 50
 MAX_WATCHED = 200
+DEPARTMENT_NAMES = {"zh-Hans": Department.name_zh_hans, "en": Department.name_en}
+
+
+class QueueRow(NamedTuple):
+    """One row of the queue, every cell already a display string."""
+
+    ref: str
+    url: str
+    priority: str
+    channel: str
+    category: str
+    status: str
+    department: str
+    subject: str
+    contact: str
+    unit: str
+    assignee: str
+    due: str
+    sla: str
+    sla_label: str
+    created: str
+
+
+class SlaFields(Protocol):
+    status: str
+    first_responded_at: datetime | None
+    first_response_due_at: datetime | None
+    resolution_due_at: datetime | None
+
+
+def _counters() -> list[Any]:
+    """Callbacks owed at `:now` and missed calls not yet returned, each an index-only count."""
+    waiting = select(func.count()).where(
+        Callback.status == "scheduled", Callback.due_at <= bindparam("now")
+    )
+    missed = select(func.count()).where(
+        Callback.status.in_(("scheduled", "in_progress")), Callback.purpose == "missed_call"
+    )
+    return [
+        waiting.scalar_subquery().label("waiting_callbacks"),
+        missed.scalar_subquery().label("missed_calls"),
+    ]
+
+
+@cache
+def _counts_query() -> Select[Any]:
+    return select(*_counters())
+
+
+@cache
+def _counts_and_newest_query() -> Select[Any]:
+    """The queue page's counters and the newest ticket's id (where "N new" counts from)."""
+    return select(*_counters(), select(func.max(Ticket.id)).scalar_subquery().label("newest"))
 
 
 def waiting_counts() -> dict[str, int]:
-    """Callbacks owed now and missed calls not yet returned: shown on every page."""
-    now = utcnow()
-    waiting = g.db.scalar(
-        select(func.count()).where(Callback.status == "scheduled", Callback.due_at <= now)
+    """The counters every page shows, counted once per request."""
+    if "waiting_counts" not in g:
+        row = g.db.connection().execute(_counts_query(), {"now": utcnow()}).one()
+        g.waiting_counts = dict(row._mapping)
+    return g.waiting_counts  # type: ignore[no-any-return]
+
+
+@cache
+def queue_query(language: str) -> Select[Any]:
+    """Exactly the columns the queue shows, with the names they need, in one statement.
+
+    Built once per language: a statement is immutable, and building it costs more than running it.
+    """
+    return with_names(
+        select(
+            Ticket.id,
+            Ticket.ref,
+            Ticket.priority,
+            Ticket.channel,
+            Ticket.category,
+            Ticket.status,
+            Ticket.subject,
+            Ticket.contact_phone,
+            Ticket.contact_email,
+            Ticket.first_response_due_at,
+            Ticket.resolution_due_at,
+            Ticket.first_responded_at,
+            Ticket.created_at,
+            DEPARTMENT_NAMES.get(language, Department.name_zh_hant).label("department"),
+            Resident.name.label("resident"),
+            Building.code.label("building"),
+            Unit.label.label("unit"),
+            Operator.name.label("assignee"),
+        ),
+        Ticket.unit_id,
     )
-    missed = g.db.scalar(
-        select(func.count()).where(
-            Callback.status.in_(("scheduled", "in_progress")), Callback.purpose == "missed_call"
+
+
+def queue_rows(rows: Sequence[Row[Any]], language: str, now: datetime) -> list[QueueRow]:
+    """Labels, names and local times worked out once per row, not once per template lookup."""
+    config = current_app.config["HOTLINE_SETTINGS"].config
+    tz = config.timezone
+    statuses, channels, slas = status_labels(), channel_labels(), sla_labels()
+    categories = {c.code: c.names[language] for c in config.categories}
+    ticket_url = url_for("ticket.show", ref="_")[:-1]
+    out = []
+    # Unpacked by position: the order of queue_query's columns (attribute lookups on a Row cost
+    # more than the rest of the loop).
+    for (
+        _id,
+        ref,
+        priority,
+        channel,
+        category,
+        status,
+        subject,
+        phone,
+        email,
+        first_response_due_at,
+        resolution_due_at,
+        first_responded_at,
+        created_at,
+        department,
+        resident,
+        building,
+        unit,
+        assignee,
+    ) in rows:
+        sla = sla_of(status, first_responded_at, first_response_due_at, resolution_due_at, now)
+        out.append(
+            QueueRow(
+                ref=ref,
+                url=ticket_url + quote(ref or "", safe=""),
+                priority=priority,
+                channel=channels.get(channel, channel),
+                category=categories.get(category, category),
+                status=statuses.get(status, status),
+                department=department or "—",
+                subject=subject,
+                contact=resident or phone or email or "—",
+                unit=f"{building} {unit}" if unit is not None else "",
+                assignee=assignee or "",
+                due=_minutes(resolution_due_at, tz)[5:] if resolution_due_at else "—",
+                sla=sla,
+                sla_label=slas.get(sla, sla),
+                created=_minutes(created_at, tz),
+            )
         )
-    )
-    return {"waiting_callbacks": int(waiting or 0), "missed_calls": int(missed or 0)}
+    return out
+
+
+def _minutes(moment: datetime, tz: tzinfo) -> str:
+    """`YYYY-MM-DD HH:MM` in the centre's zone, like the `local` filter, at a third of strftime's cost."""
+    return moment.astimezone(tz).isoformat(" ", "minutes")[:16]
 
 
 @bp.get("/")
+@read_only
 @login_required()
 def index() -> Any:
     op = current_operator()
+    assert op is not None
     flt = QueueFilter.from_args(request.args)
-    query = flt.apply(visible_tickets(), op).options(
-        selectinload(Ticket.department),
-        selectinload(Ticket.resident),
-        selectinload(Ticket.assignee),
-        selectinload(Ticket.unit).selectinload(Unit.building),
+    language = current_language()
+    now = utcnow()
+    db = g.db.connection()
+    query = flt.apply(
+        visible_tickets(queue_query(language)), op, department_ids(g.db, flt.departments), now
     )
-    tickets, next_cursor = page(g.db, query, flt, request.args.get("after"), PAGE_SIZE)
-    views = g.db.scalars(
-        select(SavedView).where(SavedView.operator_id == op.id).order_by(SavedView.name)  # type: ignore[union-attr]
+    rows, next_cursor = page(db, query, flt, request.args.get("after"), PAGE_SIZE)
+    counts = db.execute(_counts_and_newest_query(), {"now": now}).one()
+    if op.role in STAFF:
+        g.waiting_counts = {
+            "waiting_callbacks": counts.waiting_callbacks,
+            "missed_calls": counts.missed_calls,
+        }
+    views = db.execute(
+        select(SavedView.id, SavedView.name, SavedView.query)
+        .where(SavedView.operator_id == op.id)
+        .order_by(SavedView.name)
     ).all()
+    config = current_app.config["HOTLINE_SETTINGS"].config
     return render_template(
         "queue.html",
-        tickets=tickets,
+        tickets=queue_rows(rows, language, now),
         flt=flt,
         next_cursor=next_cursor,
         query_string=flt.to_query_string(),
@@ -70,15 +233,15 @@ def index() -> Any:
         statuses=STATUSES,
         channels=CHANNELS,
         priorities=PRIORITIES,
-        departments=g.db.scalars(select(Department).order_by(Department.code)).all(),
-        buildings=g.db.scalars(select(Building).order_by(Building.code)).all(),
-        now=utcnow(),
-        newest_id=g.db.scalar(select(func.max(Ticket.id))) or 0,
+        departments=sorted((d.code, d.names[language]) for d in config.departments),
+        buildings=db.execute(select(Building.code, Building.name).order_by(Building.code)).all(),
+        newest_id=counts.newest or 0,
         config_poll_seconds=current_app.config.get("CONSOLE_POLL_SECONDS", 15),
     )
 
 
 @bp.get("/queue/poll")
+@read_only
 @login_required()
 def poll() -> Any:
     """What changed since the page was drawn: counters, how many new tickets match, watched rows.
@@ -91,29 +254,31 @@ def poll() -> Any:
         since_id = int(request.args.get("since", "0"))
     except ValueError:
         abort(400)
-    new_count = g.db.scalar(
-        flt.apply(visible_tickets(select(func.count(Ticket.id))), op).where(Ticket.id > since_id)
-    )
+    db = g.db.connection()
+    ids = department_ids(g.db, flt.departments)
+    new_count = db.execute(
+        flt.apply(visible_tickets(select(func.count(Ticket.id))), op, ids).where(
+            Ticket.id > since_id
+        )
+    ).scalar()
     refs = [r for r in request.args.getlist("ref") if r][:MAX_WATCHED]
     rows = {}
     if refs:
-        for t in g.db.scalars(
-            visible_tickets().options(selectinload(Ticket.assignee)).where(Ticket.ref.in_(refs))
-        ):
+        statuses = status_labels()
+        watched = visible_tickets(
+            select(Ticket.ref, Ticket.status, Ticket.priority, Operator.name.label("assignee"))
+            .outerjoin(Operator, Operator.id == Ticket.assignee_id)
+            .where(Ticket.ref.in_(refs))
+        )
+        for t in db.execute(watched):
             rows[t.ref] = {
                 "status": t.status,
-                "status_label": _status_label(t.status),
+                "status_label": statuses.get(t.status, t.status),
                 "priority": t.priority,
-                "assignee": t.assignee.name if t.assignee else "",
+                "assignee": t.assignee or "",
             }
     counts = waiting_counts() if op is not None and op.role in STAFF else {}
     return jsonify(new_tickets=int(new_count or 0), tickets=rows, **counts)
-
-
-def _status_label(status: str) -> str:
-    from web.labels import status_label
-
-    return status_label(status)
 
 
 @bp.post("/views")
@@ -148,18 +313,30 @@ def delete_view(view_id: int) -> Any:
     return redirect(url_for("queue.index"))
 
 
-def sla_state(ticket: Ticket, now: datetime) -> str:
+def sla_state(ticket: SlaFields, now: datetime) -> str:
     """`breached`, `at_risk` or `ok` for the queue's colour and the ticket's clocks."""
-    from web.filters import AT_RISK_WINDOW
+    return sla_of(
+        ticket.status,
+        ticket.first_responded_at,
+        ticket.first_response_due_at,
+        ticket.resolution_due_at,
+        now,
+    )
 
-    if ticket.status in ("resolved", "closed"):
+
+def sla_of(
+    status: str,
+    first_responded_at: datetime | None,
+    first_response_due_at: datetime | None,
+    resolution_due_at: datetime | None,
+    now: datetime,
+) -> str:
+    if status in ("resolved", "closed"):
         return "ok"
-    dues = [ticket.resolution_due_at]
-    if ticket.first_responded_at is None:
-        dues.append(ticket.first_response_due_at)
-    dues = [d for d in dues if d is not None]
-    if any(d < now for d in dues):
-        return "breached"
-    if any(d < now + AT_RISK_WINDOW for d in dues):
-        return "at_risk"
-    return "ok"
+    dues = [resolution_due_at]
+    if first_responded_at is None:
+        dues.append(first_response_due_at)
+    soonest = min((d for d in dues if d is not None), default=None)
+    if soonest is None or soonest >= now + AT_RISK_WINDOW:
+        return "ok"
+    return "breached" if soonest < now else "at_risk"

@@ -9,11 +9,12 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from sqlalchemy import update
 from werkzeug.exceptions import HTTPException
 
 from intake.config import HotlineConfig
 from intake.models import ApiClient, Ticket, utcnow
-from web.api.auth import client_for_token, scopes
+from web.api.auth import Caller, client_for_token, scopes
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_LIMIT = 200
@@ -82,7 +83,7 @@ def config() -> HotlineConfig:
     return current_app.config["HOTLINE_SETTINGS"].config
 
 
-def current_client() -> ApiClient:
+def current_client() -> Caller:
     return g.api_client
 
 
@@ -111,7 +112,9 @@ def require(scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 raise ApiError(403, "forbidden", f"this client's role lacks the {scope} scope")
             now = utcnow()
             if client.last_used_at is None or (now - client.last_used_at).total_seconds() > 60:
-                client.last_used_at = now
+                g.db.execute(
+                    update(ApiClient).where(ApiClient.id == client.id).values(last_used_at=now)
+                )
                 g.db.commit()
             g.api_client = client
             return view(*args, **kwargs)

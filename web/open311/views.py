@@ -19,12 +19,12 @@ from sqlalchemy.orm import selectinload
 
 from intake.config import HotlineConfig
 from intake.contact import InboundContact
-from intake.models import ApiClient, Interaction, Ticket, utcnow
+from intake.models import Interaction, Ticket, utcnow
 from intake.phones import normalize_email, normalize_phone
 from intake.serialize import iso
 from intake.service import receive
 from intake.tickets import OPEN_STATUSES
-from web.api.auth import client_for_token, scopes
+from web.api.auth import Caller, client_for_token, scopes
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 FORMAT = "<any(json, xml):fmt>"
@@ -324,7 +324,7 @@ def _external_id(token: str) -> str:
     return f"open311:{token}"
 
 
-def _api_client() -> ApiClient:
+def _api_client() -> Caller:
     client = client_for_token(g.db, request.form.get("api_key"))
     if client is None or "open311" not in scopes(client):
         raise Open311Error(403, "Invalid api_key received -- can't proceed with create_request.")

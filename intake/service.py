@@ -8,6 +8,7 @@ same contact from two processes at once still yields one ticket and one interact
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from intake.classify import classify
+from intake.classify import Classification, classify
 from intake.config import HotlineConfig
 from intake.contact import InboundContact
 from intake.models import Attachment, ContactPoint, Interaction, Resident, Ticket, utcnow
@@ -157,7 +158,9 @@ def _new_ticket(
     email: str | None,
     now: datetime,
     linked: Ticket | None,
-) -> Ticket:
+) -> tuple[Ticket, Classification]:
+    """Insert the ticket (its id makes the ref); its events and jobs wait for `_file_new_ticket`,
+    so that they go to the database in one statement per table with the interaction's rows."""
     text = "\n".join(p for p in (contact.subject, contact.text) if p)
     result = classify(
         text,
@@ -174,11 +177,12 @@ def _new_ticket(
         and resident.language
     ):
         language = resident.language
+    automatic = _kept_closed(contact, result)
     ticket = Ticket(
         channel=contact.channel,
         category=result.category,
         priority=result.priority,
-        status="new",
+        status="closed" if automatic else "new",
         resident_id=resident.id if resident else None,
         unit_id=resident.unit_id if resident else None,
         contact_phone=phone,
@@ -187,20 +191,37 @@ def _new_ticket(
         subject=_subject(contact, config, result.category, language),
         description=contact.text[:20000],
         linked_ticket_id=linked.id if linked else None,
+        closed_at=now if automatic else None,
         created_at=now,
         updated_at=now,
     )
     session.add(ticket)
     session.flush()
     ticket.ref = format_ref(config.ticket_prefix, ticket.id)
+    return ticket, result
+
+
+def _kept_closed(contact: InboundContact, result: Classification) -> bool:
+    """Automatic mail that answers no ticket is kept, closed and not routed (unless an emergency)."""
+    return contact.sender_kind != "human" and result.category != "emergency"
+
+
+def _file_new_ticket(
+    session: Session,
+    contact: InboundContact,
+    ticket: Ticket,
+    result: Classification,
+    linked: Ticket | None,
+) -> None:
+    """The new ticket's events and its routing job."""
     record_event(
         session,
         ticket,
         "created",
-        f"received by {contact.channel}: {result.category}, {result.priority}, {language}",
+        f"received by {contact.channel}: {result.category}, {result.priority}, {ticket.language}",
         category=result.category,
         priority=result.priority,
-        language=language,
+        language=ticket.language,
         matched=list(result.matched),
         negated=list(result.negated),
     )
@@ -212,9 +233,7 @@ def _new_ticket(
             f"names {linked.ref}, but the sender is not one of its participants",
             linked_ref=linked.ref,
         )
-    if contact.sender_kind != "human" and result.category != "emergency":
-        ticket.status = "closed"
-        ticket.closed_at = now
+    if _kept_closed(contact, result):
         record_event(
             session,
             ticket,
@@ -222,12 +241,11 @@ def _new_ticket(
             f"{contact.sender_kind} message that answers no ticket: kept, closed, not routed",
             sender_kind=contact.sender_kind,
         )
-        return ticket
+        return
     queue = URGENT_QUEUE if ticket.priority == "P1" else "default"
     enqueue_after_commit(
         session, "route_ticket", queue=queue, dedupe_key=f"route:{ticket.id}", ticket_id=ticket.id
     )
-    return ticket
 
 
 def _receive_once(
@@ -262,9 +280,10 @@ def _receive_once(
             linked = candidate
         else:
             ticket = candidate
-    created = ticket is None
+    created: tuple[Ticket, Classification] | None = None
     if ticket is None:
-        ticket = _new_ticket(session, contact, config, resident, phone, email, now, linked)
+        created = _new_ticket(session, contact, config, resident, phone, email, now, linked)
+        ticket = created[0]
     interaction = Interaction(
         ticket_id=ticket.id,
         kind=contact.kind,
@@ -289,21 +308,23 @@ def _receive_once(
     )
     session.add(interaction)
     session.flush()
-    for att in contact.attachments:
-        session.add(
-            Attachment(
-                interaction_id=interaction.id,
-                filename=att.filename,
-                content_type=att.content_type,
-                size=att.size,
-                sha256=att.sha256,
-                external_url=att.external_url,
-                external_id=att.external_id,
-                inline=att.inline,
-                content_id=att.content_id,
-            )
+    if created is not None:
+        _file_new_ticket(session, contact, ticket, created[1], linked)
+    session.add_all(
+        Attachment(
+            interaction_id=interaction.id,
+            filename=att.filename,
+            content_type=att.content_type,
+            size=att.size,
+            sha256=att.sha256,
+            external_url=att.external_url,
+            external_id=att.external_id,
+            inline=att.inline,
+            content_id=att.content_id,
         )
-    if not created:
+        for att in contact.attachments
+    )
+    if created is None:
         if contact.sender_kind == "human" and ticket.status in ("resolved", "closed"):
             change_status(
                 session,
@@ -323,7 +344,7 @@ def _receive_once(
             sender_kind=contact.sender_kind,
         )
         ticket.updated_at = now
-    if contact.sender_kind == "human" and created:
+    if contact.sender_kind == "human" and created is not None:
         enqueue_after_commit(
             session,
             "acknowledge",
@@ -331,13 +352,12 @@ def _receive_once(
             ticket_id=ticket.id,
             interaction_id=interaction.id,
         )
-    session.flush()
     assert ticket.ref is not None
     return Receipt(
         ticket_id=ticket.id,
         ticket_ref=ticket.ref,
         interaction_id=interaction.id,
-        created_ticket=created,
+        created_ticket=created is not None,
         duplicate=False,
         reopened=reopened,
         linked_to=linked.ref if linked else None,
@@ -351,18 +371,28 @@ def receive(
     *,
     now: datetime | None = None,
     attempts: int = 5,
+    also: Callable[[Session, Receipt], None] | None = None,
 ) -> Receipt:
-    """Store `contact` once. A race with a concurrent duplicate ends in that one's receipt."""
+    """Store `contact` once. A race with a concurrent duplicate ends in that one's receipt.
+
+    `also(session, receipt)` runs in the same transaction, duplicate or not: a transport's own
+    bookkeeping is then committed with the ticket, in one commit instead of two.
+    """
     for attempt in range(attempts):
         session = sessions()
         try:
             receipt = _receive_once(session, contact, config, now or utcnow())
+            if also is not None:
+                also(session, receipt)
             session.commit()
             return receipt
         except IntegrityError:
             session.rollback()
             existing = _existing(session, contact)
             if existing is not None:
+                if also is not None:
+                    also(session, existing)
+                    session.commit()
                 return existing
             if attempt == attempts - 1:
                 raise

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.config import HotlineConfig, Settings
+from intake.contact import InboundContact
 from intake.models import Outbox, RawMessage, utcnow
-from intake.service import receive
+from intake.service import Receipt, receive
 from intake.tickets import enqueue_after_commit
 
 log = logging.getLogger(__name__)
@@ -172,11 +173,28 @@ def _finish_outbox_row(session: Session, raw_id: int) -> None:
     )
 
 
-def _relaxed_commit(session: Session) -> None:
-    """Bookkeeping after `receive` need not wait for its own fsync on PostgreSQL: were it lost in a
-    crash, the message would just be processed again, and that is a no-op (same Message-ID)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+def _mark_processed(
+    session: Session, settings: Settings, raw_id: int, contact: InboundContact, receipt: Receipt
+) -> None:
+    """Runs in the ticket's transaction: the message is processed exactly when its ticket exists,
+    with one commit for both."""
+    from mail.outgoing import record_bounce
+
+    bounce = (contact.meta or {}).get("bounce")
+    if bounce:
+        record_bounce(session, settings, bounce, receipt.ticket_id)
+    session.execute(
+        update(RawMessage)
+        .where(RawMessage.id == raw_id)
+        .values(
+            status="processed",
+            reason=None,
+            classification=contact.sender_kind,
+            interaction_id=receipt.interaction_id,
+            processed_at=utcnow(),
+        )
+    )
+    _finish_outbox_row(session, raw_id)
 
 
 def process_stored(
@@ -185,7 +203,6 @@ def process_stored(
     """Parse one stored message and hand it to intake. Raises `TransientFailure` when the database
     is unreachable (the job is retried); quarantines on anything a retry would not fix."""
     from mail.contact import UnparseableMessage, message_to_contact
-    from mail.outgoing import record_bounce
 
     try:
         with sessions() as session:
@@ -235,37 +252,22 @@ def process_stored(
         log.exception("parser failed on mail %s", raw_id)
         quarantine(sessions, raw_id, f"parser failed: {type(exc).__name__}: {exc}")
         return "quarantined"
+
     try:
-        receipt = receive(sessions, contact, settings.config)
+        receipt = receive(
+            sessions,
+            contact,
+            settings.config,
+            also=lambda session, receipt: _mark_processed(
+                session, settings, raw_id, contact, receipt
+            ),
+        )
     except Exception as exc:
         if _is_transient(exc):
             raise TransientFailure(str(exc)) from exc
         log.exception("intake refused mail %s", raw_id)
         quarantine(sessions, raw_id, f"intake failed: {type(exc).__name__}: {exc}")
         return "quarantined"
-    try:
-        with sessions() as session:
-            _relaxed_commit(session)
-            bounce = (contact.meta or {}).get("bounce")
-            if bounce:
-                record_bounce(session, settings, bounce, receipt.ticket_id)
-            session.execute(
-                update(RawMessage)
-                .where(RawMessage.id == raw_id)
-                .values(
-                    status="processed",
-                    reason=None,
-                    classification=contact.sender_kind,
-                    interaction_id=receipt.interaction_id,
-                    processed_at=utcnow(),
-                )
-            )
-            _finish_outbox_row(session, raw_id)
-            session.commit()
-    except Exception as exc:
-        if _is_transient(exc):
-            raise TransientFailure(str(exc)) from exc
-        raise
     what = "duplicate of" if receipt.duplicate else "new ticket" if receipt.created_ticket else "on"
     return f"{contact.sender_kind} mail {what} {receipt.ticket_ref}"
 

@@ -45,11 +45,12 @@ from intake.config import Settings
 from intake.models import ImapCursor, RawMessage, utcnow
 from mail.health import report
 from mail.store import (
-    Stored,
+    StoredCopy,
     TransientFailure,
+    enqueue_processing,
     max_message_bytes,
+    new_raw_message,
     process_stored,
-    store_message,
 )
 
 log = logging.getLogger(__name__)
@@ -312,12 +313,15 @@ class MailboxPoller:
             )
         self._process(waiting)
 
-    def _process(self, raw_ids: list[int]) -> None:
-        for raw_id in raw_ids:
+    def _process(self, messages: list[int | StoredCopy]) -> None:
+        """Process stored messages, given by id or, when stored by this pass, as stored."""
+        for message in messages:
             if self._active_lock is not None:
                 self._active_lock.renew()  # a slow message must not let the lock lapse
+            copy = message if isinstance(message, StoredCopy) else None
+            raw_id = copy.raw_id if copy is not None else int(message)
             try:
-                process_stored(self.sessions, self.settings, raw_id)
+                process_stored(self.sessions, self.settings, raw_id, copy=copy)
             except TransientFailure as exc:
                 log.warning("mail %s stored; a worker will process it: %s", raw_id, exc)
 
@@ -358,8 +362,8 @@ class MailboxPoller:
         wanted = [u for u in batch if u not in too_big and u in sizes]
         bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
         heads = client.fetch(too_big, ["BODY.PEEK[HEADER]"]) if too_big else {}
-        created: list[int] = []
-        touched: list[int] = []
+        created: list[RawMessage] = []
+        touched: list[int | RawMessage] = []  # to process, in mailbox order
         with self.sessions() as session:
             cursor = session.scalars(
                 select(ImapCursor).where(ImapCursor.mailbox == self.account.key)
@@ -367,7 +371,7 @@ class MailboxPoller:
             if cursor.uidvalidity != uidvalidity:
                 raise LostLock("the cursor changed under us: another poller is running")
             known = self._already_stored(session, uidvalidity, batch, bodies)
-            same_bytes: dict[str, int] = {}
+            same_bytes: dict[str, RawMessage] = {}
             for uid in batch:
                 size = int(sizes[uid].get(b"RFC822.SIZE", 0)) if uid in sizes else 0
                 if uid in bodies:
@@ -382,28 +386,31 @@ class MailboxPoller:
                 else:
                     continue
                 digest = hashlib.sha256(raw).hexdigest()
-                if uid in known or (reason is None and digest in same_bytes):
-                    stored = Stored(known.get(uid) or same_bytes[digest], False)
+                if uid in known:
                     if reason is None:
-                        touched.append(stored.raw_id)
+                        touched.append(known[uid])
                     continue
-                stored = store_message(
-                    session,
+                if reason is None and digest in same_bytes:
+                    continue  # the same bytes under another UID: stored (and processed) once
+                row = new_raw_message(
                     raw,
+                    digest=digest,
                     source="imap",
                     mailbox=self.account.key,
                     uidvalidity=uidvalidity,
                     uid=uid,
-                    process_delay=SAFETY_NET_DELAY if self.process_inline else timedelta(0),
                     quarantine_reason=reason,
                     size=size,
-                    known_new=reason is None,
                 )
+                created.append(row)
                 if reason is None:
-                    touched.append(stored.raw_id)
-                    same_bytes[digest] = stored.raw_id
-                if stored.created:
-                    created.append(stored.raw_id)
+                    touched.append(row)
+                    same_bytes[digest] = row
+            session.add_all(created)
+            session.flush()  # one INSERT for the batch
+            delay = SAFETY_NET_DELAY if self.process_inline else timedelta(0)
+            for row in created:
+                enqueue_processing(session, row, delay)
             cursor.last_uid = max(cursor.last_uid, *batch)
             cursor.updated_at = utcnow()
             session.commit()
@@ -412,7 +419,14 @@ class MailboxPoller:
         self._move(client, [u for u in batch if u not in too_big], self.account.processed_folder)
         self._move(client, too_big, self.account.failed_folder)
         if self.process_inline:
-            self._process(touched)  # includes copies stored by a pass that died before processing
+            # includes copies stored by a pass that died before processing; the bytes stored just
+            # now are handed over as they are, not read back
+            self._process(
+                [
+                    item if isinstance(item, int) else StoredCopy.of(item)
+                    for item in dict.fromkeys(touched)
+                ]
+            )
         return len(created)
 
     # --- health ---------------------------------------------------------------------------

@@ -74,21 +74,14 @@ def store_message(
     envelope_from: str | None = None,
     envelope_to: Sequence[str] = (),
     process_delay: timedelta = timedelta(0),
-    quarantine_reason: str | None = None,
-    size: int | None = None,
-    known_new: bool = False,
 ) -> Stored:
     """Add the raw bytes (and the job that will process them) to `session`; the caller commits.
 
     The same transport key (mailbox, UIDVALIDITY, UID) or the exact same bytes already stored give
     back the first copy: a re-fetch after a crash or a re-delivery stores nothing new.
-    `quarantine_reason` stores the message already quarantined (too large to process: then `raw`
-    may be just its header and `size` the size of the whole message).
     """
     digest = hashlib.sha256(raw).hexdigest()
-    if known_new:  # the caller looked both keys up for a whole batch at once
-        pass
-    elif mailbox is not None and uid is not None:
+    if mailbox is not None and uid is not None:
         existing = session.scalar(
             select(RawMessage.id).where(
                 RawMessage.mailbox == mailbox,
@@ -98,17 +91,44 @@ def store_message(
         )
         if existing is not None:
             return Stored(existing, False)
-    if not known_new:
-        existing = session.scalar(
-            select(RawMessage.id)
-            .where(RawMessage.sha256 == digest)
-            .order_by(RawMessage.id)
-            .limit(1)
-        )
-        if existing is not None:
-            return Stored(existing, False)
-    now = utcnow()
-    row = RawMessage(
+    existing = session.scalar(
+        select(RawMessage.id).where(RawMessage.sha256 == digest).order_by(RawMessage.id).limit(1)
+    )
+    if existing is not None:
+        return Stored(existing, False)
+    row = new_raw_message(
+        raw,
+        digest=digest,
+        source=source,
+        mailbox=mailbox,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        envelope_from=envelope_from,
+        envelope_to=envelope_to,
+    )
+    session.add(row)
+    session.flush()
+    enqueue_processing(session, row, process_delay)
+    return Stored(row.id, True)
+
+
+def new_raw_message(
+    raw: bytes,
+    *,
+    digest: str,
+    source: str,
+    mailbox: str | None = None,
+    uidvalidity: int | None = None,
+    uid: int | None = None,
+    envelope_from: str | None = None,
+    envelope_to: Sequence[str] = (),
+    quarantine_reason: str | None = None,
+    size: int | None = None,
+) -> RawMessage:
+    """The row for bytes not stored before (the caller checked both keys). `quarantine_reason`
+    stores it already quarantined (too large to process: then `raw` may be just its header and
+    `size` the size of the whole message)."""
+    return RawMessage(
         source=source,
         mailbox=mailbox,
         uidvalidity=uidvalidity,
@@ -121,19 +141,20 @@ def store_message(
         size=max(size or 0, len(raw)),
         status="stored" if quarantine_reason is None else "quarantined",
         reason=quarantine_reason,
-        received_at=now,
+        received_at=utcnow(),
     )
-    session.add(row)
-    session.flush()
-    if quarantine_reason is None:
+
+
+def enqueue_processing(session: Session, row: RawMessage, delay: timedelta) -> None:
+    """The job that processes a flushed `row` (nothing for one stored quarantined)."""
+    if row.status == "stored":
         enqueue_after_commit(
             session,
             PROCESS_JOB,
             dedupe_key=process_dedupe_key(row.id),
-            available_at=now + process_delay,
+            available_at=row.received_at + delay,
             raw_id=row.id,
         )
-    return Stored(row.id, True)
 
 
 def process_dedupe_key(raw_id: int) -> str:
@@ -197,51 +218,85 @@ def _mark_processed(
     _finish_outbox_row(session, raw_id)
 
 
+@dataclass(frozen=True)
+class StoredCopy:
+    """What processing needs of a stored message. The poller, which has just committed these
+    bytes itself, hands them over instead of reading them back."""
+
+    raw_id: int
+    raw: bytes
+    source: str
+    transport_key: str
+    envelope_to: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, row: Any) -> StoredCopy:
+        """From a `RawMessage` (or a row with its columns)."""
+        envelope_to = tuple(str(a) for a in row.envelope_to or [])
+        return cls(row.id, row.raw, row.source, _transport_key(row), envelope_to)
+
+
+def _load(sessions: sessionmaker[Session], raw_id: int, replay: bool) -> StoredCopy | str:
+    """The stored message, or why it is not to be processed now."""
+    with sessions() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            # one read needs no transaction: no BEGIN and ROLLBACK round trips around it
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        row = session.execute(
+            select(
+                RawMessage.id,
+                RawMessage.status,
+                RawMessage.reason,
+                RawMessage.size,
+                RawMessage.raw,
+                RawMessage.source,
+                RawMessage.mailbox,
+                RawMessage.uidvalidity,
+                RawMessage.uid,
+                RawMessage.envelope_to,
+            ).where(RawMessage.id == raw_id)
+        ).first()
+    if row is None:
+        return "no such message"
+    if row.status == "processed" and not replay:
+        return "already processed"
+    if row.status == "quarantined" and not replay:
+        return f"quarantined: {row.reason}"
+    if row.size > len(row.raw):
+        return f"kept in quarantine: {row.reason}"
+    return StoredCopy.of(row)
+
+
 def process_stored(
-    sessions: sessionmaker[Session], settings: Settings, raw_id: int, *, replay: bool = False
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    raw_id: int,
+    *,
+    replay: bool = False,
+    copy: StoredCopy | None = None,
 ) -> str:
     """Parse one stored message and hand it to intake. Raises `TransientFailure` when the database
-    is unreachable (the job is retried); quarantines on anything a retry would not fix."""
+    is unreachable (the job is retried); quarantines on anything a retry would not fix.
+    `copy` is the message as its transport has just stored it (status `stored`), not read again."""
     from mail.contact import UnparseableMessage, message_to_contact
 
-    try:
-        with sessions() as session:
-            row = session.execute(
-                select(
-                    RawMessage.id,
-                    RawMessage.status,
-                    RawMessage.reason,
-                    RawMessage.size,
-                    RawMessage.raw,
-                    RawMessage.source,
-                    RawMessage.mailbox,
-                    RawMessage.uidvalidity,
-                    RawMessage.uid,
-                    RawMessage.envelope_to,
-                ).where(RawMessage.id == raw_id)
-            ).first()
-            if row is None:
-                return "no such message"
-            if row.status == "processed" and not replay:
-                return "already processed"
-            if row.status == "quarantined" and not replay:
-                return f"quarantined: {row.reason}"
-            if row.size > len(row.raw):
-                return f"kept in quarantine: {row.reason}"
-            raw, source = row.raw, row.source
-            envelope_to = [str(a) for a in row.envelope_to or []]
-            transport_key = _transport_key(row)
-    except Exception as exc:
-        if _is_transient(exc):
-            raise TransientFailure(str(exc)) from exc
-        raise
+    if copy is None:
+        try:
+            loaded = _load(sessions, raw_id, replay)
+        except Exception as exc:
+            if _is_transient(exc):
+                raise TransientFailure(str(exc)) from exc
+            raise
+        if isinstance(loaded, str):
+            return loaded
+        copy = loaded
     try:
         contact = message_to_contact(
-            raw,
+            copy.raw,
             settings=settings,
-            source="imap" if source == "imap" else "smtp",
-            transport_key=transport_key,
-            envelope_to=envelope_to,
+            source="imap" if copy.source == "imap" else "smtp",
+            transport_key=copy.transport_key,
+            envelope_to=list(copy.envelope_to),
         )
     except UnparseableMessage as exc:
         quarantine(sessions, raw_id, f"unparseable: {getattr(exc, 'reason', None) or exc}")
@@ -252,7 +307,6 @@ def process_stored(
         log.exception("parser failed on mail %s", raw_id)
         quarantine(sessions, raw_id, f"parser failed: {type(exc).__name__}: {exc}")
         return "quarantined"
-
     try:
         receipt = receive(
             sessions,

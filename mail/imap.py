@@ -47,10 +47,10 @@ from mail.health import report
 from mail.store import (
     StoredCopy,
     TransientFailure,
-    enqueue_processing,
+    insert_raw_messages,
     max_message_bytes,
-    new_raw_message,
     process_stored,
+    raw_message_row,
 )
 
 log = logging.getLogger(__name__)
@@ -362,8 +362,9 @@ class MailboxPoller:
         wanted = [u for u in batch if u not in too_big and u in sizes]
         bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
         heads = client.fetch(too_big, ["BODY.PEEK[HEADER]"]) if too_big else {}
-        created: list[RawMessage] = []
-        touched: list[int | RawMessage] = []  # to process, in mailbox order
+        created: list[dict[str, Any]] = []
+        # what to process, in mailbox order: a stored id, or the index of a row stored now
+        touched: list[tuple[str, int]] = []
         with self.sessions() as session:
             cursor = session.scalars(
                 select(ImapCursor).where(ImapCursor.mailbox == self.account.key)
@@ -371,7 +372,7 @@ class MailboxPoller:
             if cursor.uidvalidity != uidvalidity:
                 raise LostLock("the cursor changed under us: another poller is running")
             known = self._already_stored(session, uidvalidity, batch, bodies)
-            same_bytes: dict[str, RawMessage] = {}
+            same_bytes: set[str] = set()
             for uid in batch:
                 size = int(sizes[uid].get(b"RFC822.SIZE", 0)) if uid in sizes else 0
                 if uid in bodies:
@@ -388,29 +389,27 @@ class MailboxPoller:
                 digest = hashlib.sha256(raw).hexdigest()
                 if uid in known:
                     if reason is None:
-                        touched.append(known[uid])
+                        touched.append(("stored", known[uid]))
                     continue
                 if reason is None and digest in same_bytes:
                     continue  # the same bytes under another UID: stored (and processed) once
-                row = new_raw_message(
-                    raw,
-                    digest=digest,
-                    source="imap",
-                    mailbox=self.account.key,
-                    uidvalidity=uidvalidity,
-                    uid=uid,
-                    quarantine_reason=reason,
-                    size=size,
-                )
-                created.append(row)
                 if reason is None:
-                    touched.append(row)
-                    same_bytes[digest] = row
-            session.add_all(created)
-            session.flush()  # one INSERT for the batch
+                    touched.append(("new", len(created)))
+                    same_bytes.add(digest)
+                created.append(
+                    raw_message_row(
+                        raw,
+                        digest=digest,
+                        source="imap",
+                        mailbox=self.account.key,
+                        uidvalidity=uidvalidity,
+                        uid=uid,
+                        quarantine_reason=reason,
+                        size=size,
+                    )
+                )
             delay = SAFETY_NET_DELAY if self.process_inline else timedelta(0)
-            for row in created:
-                enqueue_processing(session, row, delay)
+            ids = insert_raw_messages(session, created, delay) if created else []
             cursor.last_uid = max(cursor.last_uid, *batch)
             cursor.updated_at = utcnow()
             session.commit()
@@ -423,8 +422,8 @@ class MailboxPoller:
             # now are handed over as they are, not read back
             self._process(
                 [
-                    item if isinstance(item, int) else StoredCopy.of(item)
-                    for item in dict.fromkeys(touched)
+                    value if kind == "stored" else StoredCopy.of(ids[value], created[value])
+                    for kind, value in dict.fromkeys(touched)
                 ]
             )
         return len(created)

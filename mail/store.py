@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, select, update
+from sqlalchemy import Executable, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,7 +27,7 @@ from intake.config import HotlineConfig, Settings
 from intake.contact import InboundContact
 from intake.models import Outbox, RawMessage, utcnow
 from intake.service import Receipt, receive
-from intake.tickets import enqueue_after_commit
+from intake.tickets import job_row
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,21 @@ class Stored:
     created: bool
 
 
+_SAME_UID = select(RawMessage.id).where(
+    RawMessage.mailbox == bindparam("box"),
+    RawMessage.uidvalidity == bindparam("validity"),
+    RawMessage.uid == bindparam("imap_uid"),
+)
+_SAME_BYTES = (
+    select(RawMessage.id)
+    .where(RawMessage.sha256 == bindparam("digest"))
+    .order_by(RawMessage.id)
+    .limit(1)
+)
+_INSERT_RAW = insert(RawMessage).returning(RawMessage.id, sort_by_parameter_order=True)
+_INSERT_JOBS = insert(Outbox)
+
+
 def store_message(
     session: Session,
     raw: bytes,
@@ -82,22 +97,16 @@ def store_message(
     back the first copy: a re-fetch after a crash or a re-delivery stores nothing new.
     """
     digest = hashlib.sha256(raw).hexdigest()
+    connection = session.connection()
     if mailbox is not None and uid is not None:
-        existing = session.scalar(
-            select(RawMessage.id).where(
-                RawMessage.mailbox == mailbox,
-                RawMessage.uidvalidity == uidvalidity,
-                RawMessage.uid == uid,
-            )
-        )
+        keys = {"box": mailbox, "validity": uidvalidity, "imap_uid": uid}
+        existing = connection.execute(_SAME_UID, keys).scalar()
         if existing is not None:
             return Stored(existing, False)
-    existing = session.scalar(
-        select(RawMessage.id).where(RawMessage.sha256 == digest).order_by(RawMessage.id).limit(1)
-    )
+    existing = connection.execute(_SAME_BYTES, {"digest": digest}).scalar()
     if existing is not None:
         return Stored(existing, False)
-    row = new_raw_message(
+    row = raw_message_row(
         raw,
         digest=digest,
         source=source,
@@ -107,13 +116,10 @@ def store_message(
         envelope_from=envelope_from,
         envelope_to=envelope_to,
     )
-    session.add(row)
-    session.flush()
-    enqueue_processing(session, row, process_delay)
-    return Stored(row.id, True)
+    return Stored(insert_raw_messages(session, [row], process_delay)[0], True)
 
 
-def new_raw_message(
+def raw_message_row(
     raw: bytes,
     *,
     digest: str,
@@ -125,47 +131,51 @@ def new_raw_message(
     envelope_to: Sequence[str] = (),
     quarantine_reason: str | None = None,
     size: int | None = None,
-) -> RawMessage:
-    """The row for bytes not stored before (the caller checked both keys). `quarantine_reason`
-    stores it already quarantined (too large to process: then `raw` may be just its header and
+) -> dict[str, Any]:
+    """The columns for bytes not stored before (the caller checked both keys). `quarantine_reason`
+    stores them already quarantined (too large to process: then `raw` may be just the header and
     `size` the size of the whole message)."""
-    return RawMessage(
-        source=source,
-        mailbox=mailbox,
-        uidvalidity=uidvalidity,
-        uid=uid,
-        envelope_from=(envelope_from or None) and envelope_from[:300],
-        envelope_to=list(envelope_to),
-        sha256=digest,
-        message_id=(header_message_id(raw) or "")[:300] or None,
-        raw=raw if quarantine_reason is None else raw[:QUARANTINE_HEAD_BYTES],
-        size=max(size or 0, len(raw)),
-        status="stored" if quarantine_reason is None else "quarantined",
-        reason=quarantine_reason,
-        received_at=utcnow(),
-    )
+    return {
+        "source": source,
+        "mailbox": mailbox,
+        "uidvalidity": uidvalidity,
+        "uid": uid,
+        "envelope_from": (envelope_from or None) and envelope_from[:300],
+        "envelope_to": list(envelope_to),
+        "sha256": digest,
+        "message_id": (header_message_id(raw) or "")[:300] or None,
+        "raw": raw if quarantine_reason is None else raw[:QUARANTINE_HEAD_BYTES],
+        "size": max(size or 0, len(raw)),
+        "status": "stored" if quarantine_reason is None else "quarantined",
+        "reason": quarantine_reason,
+        "received_at": utcnow(),
+    }
 
 
-def enqueue_processing(session: Session, row: RawMessage, delay: timedelta) -> None:
-    """The job that processes a flushed `row` (nothing for one stored quarantined)."""
-    if row.status == "stored":
-        enqueue_after_commit(
-            session,
+def insert_raw_messages(
+    session: Session, rows: list[dict[str, Any]], process_delay: timedelta
+) -> list[int]:
+    """Insert `rows` (one statement for all) and the jobs that will process the stored ones, due
+    after `process_delay`; returns the new ids in the order of `rows`."""
+    connection = session.connection()
+    ids = list(connection.execute(_INSERT_RAW, rows).scalars())
+    jobs = [
+        job_row(
             PROCESS_JOB,
-            dedupe_key=process_dedupe_key(row.id),
-            available_at=row.received_at + delay,
-            raw_id=row.id,
+            dedupe_key=process_dedupe_key(raw_id),
+            available_at=row["received_at"] + process_delay,
+            raw_id=raw_id,
         )
+        for raw_id, row in zip(ids, rows, strict=True)
+        if row["status"] == "stored"
+    ]
+    if jobs:
+        connection.execute(_INSERT_JOBS, jobs)
+    return ids
 
 
 def process_dedupe_key(raw_id: int) -> str:
     return f"mail:{raw_id}"
-
-
-def _transport_key(row: Any) -> str:
-    if row.source == "imap":
-        return f"imap:{row.mailbox}:{row.uidvalidity}:{row.uid}"
-    return f"{row.source}:{row.id}"
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -250,10 +260,14 @@ class StoredCopy:
     envelope_to: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, row: Any) -> StoredCopy:
-        """From a `RawMessage` (or a row with its columns)."""
-        envelope_to = tuple(str(a) for a in row.envelope_to or [])
-        return cls(row.id, row.raw, row.source, _transport_key(row), envelope_to)
+    def of(cls, raw_id: int, row: Mapping[str, Any]) -> StoredCopy:
+        """From the columns of a `raw_message` row."""
+        if row["source"] == "imap":
+            key = f"imap:{row['mailbox']}:{row['uidvalidity']}:{row['uid']}"
+        else:
+            key = f"{row['source']}:{raw_id}"
+        envelope_to = tuple(str(a) for a in row["envelope_to"] or [])
+        return cls(raw_id, row["raw"], row["source"], key, envelope_to)
 
 
 _STORED = select(
@@ -285,7 +299,7 @@ def _load(sessions: sessionmaker[Session], raw_id: int, replay: bool) -> StoredC
         return f"quarantined: {row.reason}"
     if row.size > len(row.raw):
         return f"kept in quarantine: {row.reason}"
-    return StoredCopy.of(row)
+    return StoredCopy.of(row.id, row._mapping)
 
 
 def process_stored(

@@ -99,8 +99,7 @@ def find_resident(session: Session, phone: str | None, email: str | None) -> Row
     """The resident (`id`, `unit_id`, `language`) owning the phone number, else the address."""
     for kind, value in (("phone", phone), ("email", email)):
         if value:
-            resident = session.connection().execute(_RESIDENT, {"kind": kind, "value": value})
-            found = resident.first()
+            found = session.connection().execute(_RESIDENT, {"kind": kind, "value": value}).first()
             if found is not None:
                 return found
     return None

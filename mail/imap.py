@@ -2,13 +2,14 @@
 
 Per pass: select the folder, compare UIDVALIDITY with the cursor in the database (a change resets the
 cursor and re-scans; stored bytes dedupe the re-scan), fetch `BODY.PEEK[]` of every UID above the
-cursor (never `\\Seen`: staff read the shared mailbox), store the raw bytes and advance the cursor in
-one transaction, and only then move the messages to the processed folder (MOVE, else COPY + UID
-EXPUNGE). A crash between commit and move is repaired by the next pass, which moves what is at or
-below the cursor. Each stored message is then processed inline: the mailbox is already a durable
-queue, so the poller does not need to hand off fast, and processing at the pace of fetching keeps it
-from pulling mail faster than tickets are made; the outbox row written with the bytes is the safety
-net (a poller killed before processing leaves the message to a worker a little later).
+cursor (never `\\Seen`: staff read the shared mailbox), store the raw bytes (one INSERT per batch)
+and advance the cursor in one transaction, and only then move the messages to the processed folder
+(MOVE, else COPY + UID EXPUNGE). A crash between commit and move is repaired by the next pass, which
+moves what is at or below the cursor. Each stored message is then processed inline, from the bytes
+just committed rather than read back: the mailbox is already a durable queue, so the poller does not
+need to hand off fast, and processing at the pace of fetching keeps it from pulling mail faster than
+tickets are made; the outbox row written with the bytes is the safety net (a poller killed before
+processing leaves the message to a worker a little later).
 
 Between passes the poller waits in IDLE, renewed every few minutes, with a full pass at least every
 `full_sync_seconds`; connections have socket timeouts and are rebuilt with backoff and jitter. One

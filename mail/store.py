@@ -1,11 +1,12 @@
 """Store first, parse later: inbound mail is a `RawMessage` row before anything else happens.
 
-Both transports (IMAP, SMTP) call `store_message` inside their own transaction, which also writes an
-outbox row `process_raw_message`; only after that commit do they let go of the message (IMAP moves
-it, SMTP answers 250). Processing (`process_stored`) parses the bytes into an `InboundContact` and
-hands it to `intake.service.receive`; both steps are idempotent, so running it twice is harmless.
-A message that cannot be processed is quarantined with its reason and replayed later; nothing is
-ever deleted here.
+Both transports store the bytes inside their own transaction (`store_message`, or
+`insert_raw_messages` for a poller's batch), together with an outbox row `process_raw_message`;
+only after that commit do they let go of the message (IMAP moves it, SMTP answers 250). Processing
+(`process_stored`) parses the bytes into an `InboundContact` and hands it to
+`intake.service.receive`, which marks the message processed in the ticket's own transaction; both
+steps are idempotent, so running it twice is harmless. A message that cannot be processed is
+quarantined with its reason and replayed later; nothing is ever deleted here.
 """
 
 from __future__ import annotations
@@ -64,11 +65,6 @@ class Stored:
     created: bool
 
 
-_SAME_UID = select(RawMessage.id).where(
-    RawMessage.mailbox == bindparam("box"),
-    RawMessage.uidvalidity == bindparam("validity"),
-    RawMessage.uid == bindparam("imap_uid"),
-)
 _SAME_BYTES = (
     select(RawMessage.id)
     .where(RawMessage.sha256 == bindparam("digest"))
@@ -84,39 +80,23 @@ def store_message(
     raw: bytes,
     *,
     source: str,
-    mailbox: str | None = None,
-    uidvalidity: int | None = None,
-    uid: int | None = None,
     envelope_from: str | None = None,
     envelope_to: Sequence[str] = (),
-    process_delay: timedelta = timedelta(0),
 ) -> Stored:
     """Add the raw bytes (and the job that will process them) to `session`; the caller commits.
 
-    The same transport key (mailbox, UIDVALIDITY, UID) or the exact same bytes already stored give
-    back the first copy: a re-fetch after a crash or a re-delivery stores nothing new.
+    The exact same bytes already stored give back the first copy: a re-delivery stores nothing
+    new. (The poller looks its batch up by transport key and bytes at once, then inserts it with
+    `insert_raw_messages`.)
     """
     digest = hashlib.sha256(raw).hexdigest()
-    connection = session.connection()
-    if mailbox is not None and uid is not None:
-        keys = {"box": mailbox, "validity": uidvalidity, "imap_uid": uid}
-        existing = connection.execute(_SAME_UID, keys).scalar()
-        if existing is not None:
-            return Stored(existing, False)
-    existing = connection.execute(_SAME_BYTES, {"digest": digest}).scalar()
+    existing = session.connection().execute(_SAME_BYTES, {"digest": digest}).scalar()
     if existing is not None:
         return Stored(existing, False)
     row = raw_message_row(
-        raw,
-        digest=digest,
-        source=source,
-        mailbox=mailbox,
-        uidvalidity=uidvalidity,
-        uid=uid,
-        envelope_from=envelope_from,
-        envelope_to=envelope_to,
+        raw, digest=digest, source=source, envelope_from=envelope_from, envelope_to=envelope_to
     )
-    return Stored(insert_raw_messages(session, [row], process_delay)[0], True)
+    return Stored(insert_raw_messages(session, [row], timedelta(0))[0], True)
 
 
 def raw_message_row(

@@ -46,15 +46,28 @@ class _Hit:
     group: str
 
 
-def _is_ascii(word: str) -> bool:
-    return all(ord(ch) < 128 for ch in word)
+@dataclass(frozen=True)
+class _Keyword:
+    """A keyword ready to match: the text to look in, a substring that must occur, the pattern."""
+
+    latin: bool
+    needle: str
+    pattern: re.Pattern[str]
 
 
-@lru_cache(maxsize=64)
-def _pattern(keyword: str) -> re.Pattern[str]:
-    if _is_ascii(keyword):
-        return re.compile(r"(?<![A-Za-z0-9])" + re.escape(keyword.lower()))
-    return re.compile(re.escape(keyword))
+@lru_cache(maxsize=4096)
+def _keyword(word: str) -> _Keyword:
+    """Compiled once per keyword (the configuration has a few hundred; a smaller cache thrashed)."""
+    if word.isascii():
+        return _Keyword(
+            True, word.lower(), re.compile(r"(?<![A-Za-z0-9])" + re.escape(word.lower()))
+        )
+    return _Keyword(False, word, re.compile(re.escape(word)))
+
+
+@lru_cache(maxsize=256)
+def _negation_at_end(negation: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![a-z])" + re.escape(negation) + r"$")
 
 
 def _negated(text: str, start: int, config: HotlineConfig) -> bool:
@@ -64,7 +77,7 @@ def _negated(text: str, start: int, config: HotlineConfig) -> bool:
     words = before.rstrip().lower()
     if not before.endswith((" ", "\t", "\n")) and before:
         return False
-    return any(re.search(r"(?<![a-z])" + re.escape(n) + r"$", words) for n in config.negations_en)
+    return any(_negation_at_end(n).search(words) for n in config.negations_en)
 
 
 def find_keywords(
@@ -75,7 +88,11 @@ def find_keywords(
     candidates: list[_Hit] = []
     for group, words in groups.items():
         for word in words:
-            for m in _pattern(word).finditer(lowered if _is_ascii(word) else text):
+            keyword = _keyword(word)
+            haystack = lowered if keyword.latin else text
+            if keyword.needle not in haystack:  # a substring test is far cheaper than a scan
+                continue
+            for m in keyword.pattern.finditer(haystack):
                 candidates.append(_Hit(m.start(), m.end(), word, group))
     candidates.sort(key=lambda h: (-(h.end - h.start), h.start))
     kept: list[_Hit] = []

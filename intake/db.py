@@ -49,21 +49,23 @@ def get_engine(url: str) -> Engine:
     return engine
 
 
+def read_options(engine: Engine) -> dict[str, Any]:
+    """Execution options for reads that share no snapshot with a later write. On SQLite they take
+    no write lock (WAL readers run beside the writer); on PostgreSQL they run without a
+    transaction, so no BEGIN and ROLLBACK round trips, and psycopg keeps the prepared statements
+    it drops on every ROLLBACK."""
+    if engine.dialect.name == "postgresql":
+        return {"isolation_level": "AUTOCOMMIT"}
+    return {"reading": True}
+
+
 def reader(url: str) -> Engine:
-    """The engine for reads that share no snapshot with a later write. On SQLite they take no
-    write lock (WAL readers run beside the writer); on PostgreSQL they run without a transaction,
-    so no BEGIN and ROLLBACK round trips, and psycopg keeps the prepared statements it drops on
-    every ROLLBACK."""
+    """The engine for such reads (see `read_options`)."""
     key = (f"read:{url}", os.getpid())
     engine = _engines.get(key)
     if engine is None:
         base = get_engine(url)
-        engine = (
-            base.execution_options(isolation_level="AUTOCOMMIT")
-            if base.dialect.name == "postgresql"
-            else base.execution_options(reading=True)
-        )
-        _engines[key] = engine
+        engine = _engines[key] = base.execution_options(**read_options(base))
     return engine
 
 

@@ -19,6 +19,20 @@ def format_ref(prefix: str, ticket_id: int) -> str:
     return f"{prefix}-{ticket_id:06d}"
 
 
+def event_row(
+    ticket_id: int, kind: str, message: str, *, actor: str = "system", **data: Any
+) -> dict[str, Any]:
+    """The columns of an `Event`: for `record_event`, and for a batch insert of several."""
+    return {
+        "ticket_id": ticket_id,
+        "kind": kind,
+        "actor": actor,
+        "message": message,
+        "data": data,
+        "created_at": utcnow(),
+    }
+
+
 def record_event(
     session: Session,
     ticket: Ticket | int,
@@ -30,11 +44,30 @@ def record_event(
 ) -> Event:
     """A line on the ticket's timeline; the ticket may be given by id when it is not loaded."""
     ticket_id = ticket if isinstance(ticket, int) else ticket.id
-    event = Event(
-        ticket_id=ticket_id, kind=kind, actor=actor, message=message, data=data, created_at=utcnow()
-    )
+    event = Event(**event_row(ticket_id, kind, message, actor=actor, **data))
     session.add(event)
     return event
+
+
+def job_row(
+    job: str,
+    *,
+    queue: str = "default",
+    dedupe_key: str | None = None,
+    available_at: datetime | None = None,
+    **args: Any,
+) -> dict[str, Any]:
+    """The columns of a pending `Outbox` row: for `enqueue_after_commit`, and for a batch insert."""
+    now = utcnow()
+    return {
+        "job": job,
+        "args": args,
+        "queue": queue,
+        "dedupe_key": dedupe_key,
+        "status": "pending",
+        "available_at": available_at or now,
+        "created_at": now,
+    }
 
 
 def enqueue_after_commit(
@@ -48,13 +81,7 @@ def enqueue_after_commit(
 ) -> Outbox:
     """An outbox row: the relay puts it on RQ only once this transaction has committed."""
     row = Outbox(
-        job=job,
-        args=args,
-        queue=queue,
-        dedupe_key=dedupe_key,
-        status="pending",
-        available_at=available_at or utcnow(),
-        created_at=utcnow(),
+        **job_row(job, queue=queue, dedupe_key=dedupe_key, available_at=available_at, **args)
     )
     session.add(row)
     return row

@@ -2,13 +2,14 @@
 
 Per pass: select the folder, compare UIDVALIDITY with the cursor in the database (a change resets the
 cursor and re-scans; stored bytes dedupe the re-scan), fetch `BODY.PEEK[]` of every UID above the
-cursor (never `\\Seen`: staff read the shared mailbox), store the raw bytes and advance the cursor in
-one transaction, and only then move the messages to the processed folder (MOVE, else COPY + UID
-EXPUNGE). A crash between commit and move is repaired by the next pass, which moves what is at or
-below the cursor. Each stored message is then processed inline: the mailbox is already a durable
-queue, so the poller does not need to hand off fast, and processing at the pace of fetching keeps it
-from pulling mail faster than tickets are made; the outbox row written with the bytes is the safety
-net (a poller killed before processing leaves the message to a worker a little later).
+cursor (never `\\Seen`: staff read the shared mailbox), store the raw bytes (one INSERT per batch)
+and advance the cursor in one transaction, and only then move the messages to the processed folder
+(MOVE, else COPY + UID EXPUNGE). A crash between commit and move is repaired by the next pass, which
+moves what is at or below the cursor. Each stored message is then processed inline, from the bytes
+just committed rather than read back: the mailbox is already a durable queue, so the poller does not
+need to hand off fast, and processing at the pace of fetching keeps it from pulling mail faster than
+tickets are made; the outbox row written with the bytes is the safety net (a poller killed before
+processing leaves the message to a worker a little later).
 
 Between passes the poller waits in IDLE, renewed every few minutes, with a full pass at least every
 `full_sync_seconds`; connections have socket timeouts and are rebuilt with backoff and jitter. One
@@ -45,11 +46,12 @@ from intake.config import Settings
 from intake.models import ImapCursor, RawMessage, utcnow
 from mail.health import report
 from mail.store import (
-    Stored,
+    StoredCopy,
     TransientFailure,
+    insert_raw_messages,
     max_message_bytes,
     process_stored,
-    store_message,
+    raw_message_row,
 )
 
 log = logging.getLogger(__name__)
@@ -312,12 +314,15 @@ class MailboxPoller:
             )
         self._process(waiting)
 
-    def _process(self, raw_ids: list[int]) -> None:
-        for raw_id in raw_ids:
+    def _process(self, messages: list[int | StoredCopy]) -> None:
+        """Process stored messages, given by id or, when stored by this pass, as stored."""
+        for message in messages:
             if self._active_lock is not None:
                 self._active_lock.renew()  # a slow message must not let the lock lapse
+            copy = message if isinstance(message, StoredCopy) else None
+            raw_id = copy.raw_id if copy is not None else int(message)
             try:
-                process_stored(self.sessions, self.settings, raw_id)
+                process_stored(self.sessions, self.settings, raw_id, copy=copy)
             except TransientFailure as exc:
                 log.warning("mail %s stored; a worker will process it: %s", raw_id, exc)
 
@@ -358,8 +363,9 @@ class MailboxPoller:
         wanted = [u for u in batch if u not in too_big and u in sizes]
         bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
         heads = client.fetch(too_big, ["BODY.PEEK[HEADER]"]) if too_big else {}
-        created: list[int] = []
-        touched: list[int] = []
+        created: list[dict[str, Any]] = []
+        # what to process, in mailbox order: a stored id, or the index of a row stored now
+        touched: list[tuple[str, int]] = []
         with self.sessions() as session:
             cursor = session.scalars(
                 select(ImapCursor).where(ImapCursor.mailbox == self.account.key)
@@ -367,7 +373,7 @@ class MailboxPoller:
             if cursor.uidvalidity != uidvalidity:
                 raise LostLock("the cursor changed under us: another poller is running")
             known = self._already_stored(session, uidvalidity, batch, bodies)
-            same_bytes: dict[str, int] = {}
+            same_bytes: set[str] = set()
             for uid in batch:
                 size = int(sizes[uid].get(b"RFC822.SIZE", 0)) if uid in sizes else 0
                 if uid in bodies:
@@ -382,28 +388,29 @@ class MailboxPoller:
                 else:
                     continue
                 digest = hashlib.sha256(raw).hexdigest()
-                if uid in known or (reason is None and digest in same_bytes):
-                    stored = Stored(known.get(uid) or same_bytes[digest], False)
+                if uid in known:
                     if reason is None:
-                        touched.append(stored.raw_id)
+                        touched.append(("stored", known[uid]))
                     continue
-                stored = store_message(
-                    session,
-                    raw,
-                    source="imap",
-                    mailbox=self.account.key,
-                    uidvalidity=uidvalidity,
-                    uid=uid,
-                    process_delay=SAFETY_NET_DELAY if self.process_inline else timedelta(0),
-                    quarantine_reason=reason,
-                    size=size,
-                    known_new=reason is None,
-                )
+                if reason is None and digest in same_bytes:
+                    continue  # the same bytes under another UID: stored (and processed) once
                 if reason is None:
-                    touched.append(stored.raw_id)
-                    same_bytes[digest] = stored.raw_id
-                if stored.created:
-                    created.append(stored.raw_id)
+                    touched.append(("new", len(created)))
+                    same_bytes.add(digest)
+                created.append(
+                    raw_message_row(
+                        raw,
+                        digest=digest,
+                        source="imap",
+                        mailbox=self.account.key,
+                        uidvalidity=uidvalidity,
+                        uid=uid,
+                        quarantine_reason=reason,
+                        size=size,
+                    )
+                )
+            delay = SAFETY_NET_DELAY if self.process_inline else timedelta(0)
+            ids = insert_raw_messages(session, created, delay) if created else []
             cursor.last_uid = max(cursor.last_uid, *batch)
             cursor.updated_at = utcnow()
             session.commit()
@@ -412,7 +419,14 @@ class MailboxPoller:
         self._move(client, [u for u in batch if u not in too_big], self.account.processed_folder)
         self._move(client, too_big, self.account.failed_folder)
         if self.process_inline:
-            self._process(touched)  # includes copies stored by a pass that died before processing
+            # includes copies stored by a pass that died before processing; the bytes stored just
+            # now are handed over as they are, not read back
+            self._process(
+                [
+                    value if kind == "stored" else StoredCopy.of(ids[value], created[value])
+                    for kind, value in dict.fromkeys(touched)
+                ]
+            )
         return len(created)
 
     # --- health ---------------------------------------------------------------------------

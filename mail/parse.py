@@ -22,9 +22,12 @@ import time
 from dataclasses import dataclass, field
 from email import policy
 from email.header import decode_header
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 from email.utils import getaddresses
+from functools import lru_cache
 
 from mail.attachments import Candidate
 from mail.charsets import decode_bytes, family, recover_header, repair_double_encoding
@@ -45,6 +48,42 @@ _SKIPPED_TYPES = (
     "message/global-delivery-status",
     "text/rfc822-headers",
 )
+
+
+class _ReusedHeaders(HeaderRegistry):
+    """The stdlib builds a header class and parses the value again at every access (the parser
+    and the classifiers ask for Content-Type a dozen times per part). A (name, value) always
+    parses alike and the parsed header is immutable, so each message parses each field once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parsed: dict[tuple[str, str], BaseHeader] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        return _header_class(name.lower())
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        found = self._parsed.get((name, value))
+        if found is None:
+            found = self._parsed[(name, value)] = super().__call__(name, value)
+        return found
+
+
+_CLASSES = HeaderRegistry()
+
+
+@lru_cache(maxsize=256)
+def _header_class(name: str) -> type[BaseHeader]:
+    """The class for a field name, made once (the stdlib makes a new class at every access)."""
+    return _CLASSES[name]
+
+
+def _message_policy() -> EmailPolicy:
+    """A policy of its own for each message, so parsed headers live as long as the message."""
+    return policy.default.clone(header_factory=_ReusedHeaders())
+
+
+_RENDER_POLICIES = (policy.default.clone(linesep="\n"), policy.compat32)
 
 
 class UnparseableMessage(Exception):
@@ -293,7 +332,7 @@ def _leaves(msg: Message) -> list[Message]:
 def _attached_message_bytes(part: Message) -> bytes:
     payload = part.get_payload()
     if isinstance(payload, list) and payload:
-        for render_policy in (policy.default.clone(linesep="\n"), policy.compat32):
+        for render_policy in _RENDER_POLICIES:
             try:
                 return payload[0].as_bytes(policy=render_policy)
             except Exception:  # a broken inner message: try the lenient policy, else drop it
@@ -355,11 +394,12 @@ def cap_parts(raw: bytes, notes: list[str]) -> bytes:
 def _parse_bytes(data: bytes, notes: list[str]) -> EmailMessage:
     """The stdlib parser recurses once per MIME level; a message nested deeper than the stack
     allows is read with its headers and its whole body as one text part instead."""
+    message_policy = _message_policy()
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(data)
+        msg = BytesParser(policy=message_policy).parsebytes(data)
     except RecursionError:
         notes.append("MIME nested too deeply: the body is read as one text part")
-        msg = BytesParser(policy=policy.default).parsebytes(data, headersonly=True)
+        msg = BytesParser(policy=message_policy).parsebytes(data, headersonly=True)
         for name in ("Content-Type", "Content-Transfer-Encoding", "Content-Disposition"):
             del msg[name]
         msg["Content-Type"] = "text/plain; charset=utf-8"

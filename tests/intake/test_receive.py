@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from intake.models import Event, Interaction, Outbox, Ticket, utcnow
 from intake.service import receive
+from intake.tickets import enqueue_after_commit
 from tests.conftest import _truncate
 from tests.factories import call_contact, email_contact
 
@@ -234,3 +235,24 @@ def test_an_automatic_message_reporting_an_emergency_still_reaches_the_queue(dem
     with sessions() as s:
         assert s.get(Ticket, receipt.ticket_id).status == "new"
         assert s.scalar(select(Outbox.job)) == "route_ticket"
+
+
+def test_the_callers_bookkeeping_commits_with_the_ticket_or_not_at_all(demo, sessions):
+    def failing(session, receipt):  # type: ignore[no-untyped-def]
+        raise RuntimeError("bookkeeping failed")
+
+    contact = email_contact()
+    with pytest.raises(RuntimeError):
+        receive(sessions, contact, demo.config, also=failing)
+    assert count(sessions, Ticket) == 0 and count(sessions, Interaction) == 0
+
+    seen = []
+
+    def bookkeeping(session, receipt):  # type: ignore[no-untyped-def]
+        seen.append(receipt)
+        enqueue_after_commit(session, "noted", dedupe_key=f"noted:{len(seen)}")
+
+    first = receive(sessions, contact, demo.config, also=bookkeeping)
+    again = receive(sessions, contact, demo.config, also=bookkeeping)
+    assert seen == [first, again] and again.duplicate
+    assert count(sessions, Outbox, Outbox.job == "noted") == 2

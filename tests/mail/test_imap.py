@@ -14,7 +14,15 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
-from intake.models import ChannelHealth, ImapCursor, Interaction, RawMessage, Ticket, utcnow
+from intake.models import (
+    ChannelHealth,
+    ImapCursor,
+    Interaction,
+    Outbox,
+    RawMessage,
+    Ticket,
+    utcnow,
+)
 from mail.imap import ImapAccount, MailboxLock, MailboxPoller
 from mail.store import process_stored
 from tests.mail.mailmaker import resident_mail
@@ -334,3 +342,16 @@ def test_the_same_bytes_twice_in_one_pass_are_stored_once(dovecot, demo, session
     assert count(sessions, Ticket) == 1
     assert dovecot.count("INBOX") == 0
     assert dovecot.count("Processed") == 2
+
+
+def test_mail_processed_inline_closes_its_safety_net_job(dovecot, demo, sessions, redis_url):
+    dovecot.append(resident_mail(subject="走廊燈不亮"), resident_mail(subject="信箱壞了"))
+    assert make_poller(dovecot, demo, sessions, redis_url).run_once() == 2
+    with sessions() as session:
+        rows = session.execute(select(RawMessage.status, RawMessage.interaction_id)).all()
+        jobs = session.scalars(
+            select(Outbox.status).where(Outbox.job == "process_raw_message")
+        ).all()
+    assert [status for status, _ in rows] == ["processed", "processed"]
+    assert all(interaction_id for _, interaction_id in rows)
+    assert jobs == ["done", "done"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mail.contact import UnparseableMessage, message_to_contact
+from mail.parse import parse_message
 from tests.mail.synthetic import alternative_mail, legacy_mail, offline_settings
 
 
@@ -441,3 +442,11 @@ def test_arbitrary_bytes_never_raise_anything_but_unparseable(monkeypatch, tmp_p
             assert "\x00" not in contact.text and contact.external_id
 
     check()
+
+
+def test_a_message_parses_each_header_field_once_and_shares_none_with_another() -> None:
+    raw = alternative_mail("水管漏水", "<p>水管漏水</p>")
+    first, second = parse_message(raw).msg, parse_message(raw).msg
+    assert first.get("Content-Type") is first.get("Content-Type")
+    assert first.get("Content-Type") == second.get("Content-Type")
+    assert first.get("Content-Type") is not second.get("Content-Type")

@@ -44,7 +44,13 @@ def get_engine(url: str) -> Engine:
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin_immediate)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            # No ROLLBACK when a connection goes back to the pool: sessions and connections end
+            # their own transactions, and psycopg drops its prepared statements on every
+            # ROLLBACK, so each job would plan its statements afresh. (Isolation levels set for
+            # a read are still put back on return.)
+            engine = create_engine(
+                url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_reset_on_return=None
+            )
         _engines[key] = engine
     return engine
 

@@ -23,15 +23,15 @@ from intake.contact import InboundContact
 from intake.models import (
     Attachment,
     ContactPoint,
-    Event,
     Interaction,
-    Outbox,
     Resident,
     Ticket,
     utcnow,
 )
 from intake.phones import normalize_email, normalize_phone
 from intake.tickets import (
+    INSERT_EVENTS,
+    INSERT_JOBS,
     OPEN_STATUSES,
     change_status,
     event_row,
@@ -93,8 +93,6 @@ _INSERT_TICKET = insert(Ticket).returning(Ticket.id)
 _SET_REF = update(Ticket).where(Ticket.id == bindparam("ticket")).values(ref=bindparam("new_ref"))
 _INSERT_INTERACTION = insert(Interaction).returning(Interaction.id)
 _INSERT_ATTACHMENTS = insert(Attachment)
-_INSERT_EVENTS = insert(Event)
-_INSERT_JOBS = insert(Outbox)
 
 
 def _duplicate(row: Row[Any]) -> Receipt:
@@ -439,9 +437,9 @@ def _receive_once(
                     interaction_id=interaction_id,
                 )
             )
-        connection.execute(_INSERT_EVENTS, events)
+        connection.execute(INSERT_EVENTS, events)
         if jobs:
-            connection.execute(_INSERT_JOBS, jobs)
+            connection.execute(INSERT_JOBS, jobs)
     return Receipt(
         ticket_id=ticket_id,
         ticket_ref=ref,

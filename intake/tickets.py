@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from intake.config import HotlineConfig
@@ -17,6 +17,11 @@ OPEN_STATUSES = ("new", "routed", "in_progress", "waiting_resident")
 
 def format_ref(prefix: str, ticket_id: int) -> str:
     return f"{prefix}-{ticket_id:06d}"
+
+
+# Prebuilt, for code that writes events and jobs without the ORM's unit of work.
+INSERT_EVENTS = insert(Event)
+INSERT_JOBS = insert(Outbox)
 
 
 def event_row(
@@ -114,12 +119,6 @@ def change_status(
         status=status,
     )
     return True
-
-
-def department_id(session: Session, code: str, config: HotlineConfig) -> int:
-    """`department_by_code(...).id` without loading the row: routing asks with every ticket."""
-    found = session.scalar(select(Department.id).where(Department.code == code))
-    return found if found is not None else department_by_code(session, code, config).id
 
 
 def department_by_code(session: Session, code: str, config: HotlineConfig) -> Department:

@@ -6,15 +6,34 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 
 from intake.db import reader
-from intake.models import Ticket, utcnow
+from intake.models import Department, Ticket, utcnow
 from intake.routing import decide, sla_due_times, ticket_facts, ticket_facts_query
-from intake.tickets import department_id, enqueue_after_commit, record_event
+from intake.tickets import INSERT_EVENTS, INSERT_JOBS, department_by_code, event_row, job_row
 from worker.context import config, sessions, settings
 
 log = logging.getLogger(__name__)
+
+
+# Runs once per ticket: built once, with the claim's condition (still new, no department).
+_ROUTE = (
+    update(Ticket)
+    .where(Ticket.id == bindparam("ticket"), Ticket.status == "new", Ticket.department_id.is_(None))
+    .values(
+        status="routed",
+        department_id=select(Department.id)
+        .where(Department.code == bindparam("department"))
+        .scalar_subquery(),
+        priority=bindparam("priority"),
+        sla_profile=bindparam("sla_profile"),
+        first_response_due_at=bindparam("first_due"),
+        resolution_due_at=bindparam("resolution_due"),
+        updated_at=bindparam("now"),
+    )
+    .returning(Ticket.department_id)
+)
 
 
 def route_ticket(ticket_id: int) -> str:
@@ -27,28 +46,27 @@ def route_ticket(ticket_id: int) -> str:
     if row.status != "new" or row.department_id is not None:
         return "already routed"
     decision = decide(ticket_facts(row), cfg)
+    first_due, resolution_due = sla_due_times(row.created_at, decision.sla_profile, cfg)
     with sessions()() as session:
-        dept_id = department_id(session, decision.department, cfg)
-        first_due, resolution_due = sla_due_times(row.created_at, decision.sla_profile, cfg)
-        claimed = session.execute(
-            update(Ticket)
-            .where(Ticket.id == ticket_id, Ticket.status == "new", Ticket.department_id.is_(None))
-            .values(
-                status="routed",
-                department_id=dept_id,
-                priority=decision.priority,
-                sla_profile=decision.sla_profile,
-                first_response_due_at=first_due,
-                resolution_due_at=resolution_due,
-                updated_at=utcnow(),
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if not claimed:
+        values = {
+            "department": decision.department,
+            "priority": decision.priority,
+            "sla_profile": decision.sla_profile,
+            "first_due": first_due,
+            "resolution_due": resolution_due,
+            "now": utcnow(),
+        }
+        connection = session.connection()
+        claimed = connection.execute(_ROUTE, {"ticket": ticket_id, **values}).first()
+        if claimed is None:
             session.rollback()
             return "already routed"
-        record_event(
-            session,
+        if claimed.department_id is None:  # a configured department without its row yet
+            dept = department_by_code(session, decision.department, cfg)
+            connection.execute(
+                update(Ticket).where(Ticket.id == ticket_id).values(department_id=dept.id)
+            )
+        event = event_row(
             ticket_id,
             "routed",
             f"to {decision.department}, {decision.priority}: {decision.explain()}",
@@ -60,14 +78,15 @@ def route_ticket(ticket_id: int) -> str:
             reasons=list(decision.reasons),
             notify=list(decision.notify),
         )
-        enqueue_after_commit(
-            session,
+        notify = job_row(
             "notify_department",
             queue="urgent" if decision.priority in ("P1", "P2") else "default",
             dedupe_key=f"notify:routed:{ticket_id}",
             ticket_id=ticket_id,
             reason="routed",
         )
+        connection.execute(INSERT_EVENTS, event)
+        connection.execute(INSERT_JOBS, notify)
         session.commit()
         return f"routed to {decision.department} by {decision.rule}"
 

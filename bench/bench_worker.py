@@ -85,7 +85,11 @@ def job_rate(conn: Redis, ids: list[str]) -> float:
     jobs = [j for j in Job.fetch_many(ids, connection=conn) if j is not None]
     failed = [j.id for j in jobs if j.get_status() != "finished"]
     if failed:
-        raise SystemExit(f"{len(failed)} jobs did not finish, e.g. {failed[0]}")
+        first = next(j for j in jobs if j.id == failed[0])
+        raise SystemExit(
+            f"{len(failed)} jobs did not finish, e.g. {first.func_name} {first.id} "
+            f"({first.get_status()}): {first.latest_result() and first.latest_result().exc_string}"
+        )
     start = min(j.started_at for j in jobs)
     end = max(j.ended_at for j in jobs)
     return len(jobs) / (end - start).total_seconds()

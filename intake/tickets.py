@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from intake.config import HotlineConfig
@@ -122,21 +123,29 @@ def change_status(
 
 
 def department_by_code(session: Session, code: str, config: HotlineConfig) -> Department:
-    """The department row for a configured code, created from the configuration when missing."""
-    dept = session.scalar(select(Department).where(Department.code == code))
-    if dept is None:
-        conf = config.department(code)
-        if conf is None:
-            raise ValueError(f"department {code!r} is not in the configuration")
-        dept = Department(
-            code=code,
-            name_zh_hant=conf.names["zh-Hant"],
-            name_zh_hans=conf.names["zh-Hans"],
-            name_en=conf.names["en"],
-            email=conf.email,
-        )
-        session.add(dept)
-        session.flush()
+    """The department row for a configured code, created from the configuration when missing.
+
+    Two workers routing the first tickets of a new department both find it missing: the insert
+    runs in a savepoint, and the one that loses the race reads the winner's row."""
+    existing = select(Department).where(Department.code == code)
+    dept = session.scalar(existing)
+    if dept is not None:
+        return dept
+    conf = config.department(code)
+    if conf is None:
+        raise ValueError(f"department {code!r} is not in the configuration")
+    try:
+        with session.begin_nested():
+            dept = Department(
+                code=code,
+                name_zh_hant=conf.names["zh-Hant"],
+                name_zh_hans=conf.names["zh-Hans"],
+                name_en=conf.names["en"],
+                email=conf.email,
+            )
+            session.add(dept)
+    except IntegrityError:
+        dept = session.scalars(existing).one()
     return dept
 
 

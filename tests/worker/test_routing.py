@@ -18,7 +18,10 @@ from worker.runner import drain
 
 
 def _ticket(sessions, ticket_id):
+    """The ticket, its department and routed events, read in one snapshot."""
     with sessions() as s:
+        if s.get_bind().dialect.name == "postgresql":
+            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         t = s.get(Ticket, ticket_id)
         return (
             t,
@@ -64,6 +67,18 @@ def test_an_emergency_is_routed_from_the_urgent_queue_with_its_on_call_departmen
     assert (dept, ticket.priority) == ("engineering", "P1")
     assert routed[0].data["notify"] == ["engineering", "security"]
     assert ticket.first_response_due_at - ticket.created_at == timedelta(minutes=15)
+
+
+def test_the_first_ticket_of_a_configured_department_creates_its_row(settings, sessions, redis_url):
+    """No department rows yet (a fresh install before any seeding): routing creates the row
+    from the configuration and routes the ticket to it, once."""
+    receipt = receive(sessions, email_contact(), settings.config)
+    drain(Redis.from_url(redis_url))
+    ticket, dept, routed = _ticket(sessions, receipt.ticket_id)
+    assert (ticket.status, dept, len(routed)) == ("routed", "engineering", 1)
+    with sessions() as s:
+        notify = s.scalars(select(Outbox).where(Outbox.job == "notify_department")).all()
+    assert [row.args["ticket_id"] for row in notify] == [receipt.ticket_id]
 
 
 def test_routing_twice_changes_nothing(demo, sessions, redis_url):
@@ -138,7 +153,9 @@ def test_a_worker_killed_in_the_middle_of_routing_still_routes_the_ticket_exactl
         blocker.rollback()
         blocker.close()
     ticket, dept, routed = _ticket(sessions, receipt.ticket_id)
-    assert ticket.status == "new", "the killed job must not have committed"
+    # On PostgreSQL the claim is one statement outside a transaction: the server may finish it
+    # for the dead worker once the row is free. Either all of it happened or none of it.
+    assert (ticket.status, len(routed)) in (("new", 0), ("routed", 1))
     counts = reconcile_once(sessions, conn, now=utcnow() + ABANDONED_AFTER)
     assert counts["requeued"] >= 1
     with sessions() as s:

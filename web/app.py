@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from intake.config import Settings, get_settings
 from intake.db import reader, session_factory
+from web.jsonio import OrjsonProvider
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -19,6 +20,7 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 def create_app(config: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ PRIORITIES = ("P1", "P2", "P3", "P4")
 SLA_STATES = ("at_risk", "breached")
 SORTS = ("urgency", "newest")
 AT_RISK_WINDOW = timedelta(hours=2)
+_MOMENT = Ticket.resolution_due_at.type
 FILTER_KEYS = (
     "status",
     "channel",
@@ -105,7 +106,9 @@ class QueueFilter:
         Ids rather than a subquery on the codes: only with literal ids does PostgreSQL always
         range-scan `ix_ticket_department_urgency`.
         """
-        now = now or utcnow()
+        moments = time_params(now or utcnow())
+        now_param = bindparam("now", moments["now"], type_=_MOMENT)
+        soon = bindparam("at_risk_until", moments["at_risk_until"], type_=_MOMENT)
         if self.statuses:
             query = query.where(Ticket.status.in_(inline("statuses", self.statuses)))
         if self.channels:
@@ -130,17 +133,20 @@ class QueueFilter:
         if self.sla == "breached":
             query = query.where(
                 or_(
-                    Ticket.resolution_due_at < now,
-                    and_(Ticket.first_responded_at.is_(None), Ticket.first_response_due_at < now),
+                    Ticket.resolution_due_at < now_param,
+                    and_(
+                        Ticket.first_responded_at.is_(None),
+                        Ticket.first_response_due_at < now_param,
+                    ),
                 )
             )
         elif self.sla == "at_risk":
             query = query.where(
                 or_(
-                    Ticket.resolution_due_at.between(now, now + AT_RISK_WINDOW),
+                    Ticket.resolution_due_at.between(now_param, soon),
                     and_(
                         Ticket.first_responded_at.is_(None),
-                        Ticket.first_response_due_at.between(now, now + AT_RISK_WINDOW),
+                        Ticket.first_response_due_at.between(now_param, soon),
                     ),
                 )
             )
@@ -168,23 +174,26 @@ class QueueFilter:
         )
 
     def after(self, query: Select[Any], cursor: str | None) -> Select[Any]:
-        """Rows strictly after the cursor in this filter's order."""
+        """Rows strictly after the cursor in this filter's order; the cursor's values are named
+        parameters (`cursor_params`), so one statement serves every page of the same shape."""
         key = decode_cursor(cursor)
         if key is None:
             return query
+        values = self.cursor_params(cursor)
+        ident = bindparam("after_id", values["after_id"])
         if self.sort == "newest":
-            created, ident = datetime.fromisoformat(key[0]), int(key[1])
+            created = bindparam("after_created", values["after_created"], type_=_MOMENT)
             return query.where(
                 or_(
                     Ticket.created_at < created,
                     and_(Ticket.created_at == created, Ticket.id < ident),
                 )
             )
-        priority, due_text, ident = str(key[0]), key[1], int(key[2])
-        if due_text is None:
+        priority = bindparam("after_priority", values["after_priority"])
+        if "after_due" not in values:
             later_in_priority = and_(Ticket.resolution_due_at.is_(None), Ticket.id > ident)
         else:
-            due = datetime.fromisoformat(due_text)
+            due = bindparam("after_due", values["after_due"], type_=_MOMENT)
             later_in_priority = or_(
                 Ticket.resolution_due_at > due,
                 Ticket.resolution_due_at.is_(None),
@@ -196,6 +205,34 @@ class QueueFilter:
             or_(Ticket.priority > priority, and_(Ticket.priority == priority, later_in_priority)),
         )
 
+    def cursor_params(self, cursor: str | None) -> dict[str, Any]:
+        key = decode_cursor(cursor)
+        if key is None:
+            return {}
+        if self.sort == "newest":
+            return {"after_created": datetime.fromisoformat(key[0]), "after_id": int(key[1])}
+        values = {"after_priority": str(key[0]), "after_id": int(key[2])}
+        if key[1] is not None:
+            values["after_due"] = datetime.fromisoformat(key[1])
+        return values
+
+    def statement_key(self, cursor: str | None) -> tuple[Any, ...]:
+        """Everything of this filter and cursor that shapes the SQL (not the cursor's values)."""
+        params = self.cursor_params(cursor)
+        return (
+            tuple(self.statuses),
+            tuple(self.channels),
+            tuple(self.categories),
+            tuple(self.departments),
+            tuple(self.priorities),
+            tuple(self.buildings),
+            self.sla,
+            self.assigned,
+            self.q,
+            self.sort,
+            tuple(sorted(params)),
+        )
+
     def cursor_for(self, ticket: Ticket | Row[Any]) -> str:
         if self.sort == "newest":
             key: list[Any] = [ticket.created_at.isoformat(), ticket.id]
@@ -203,6 +240,11 @@ class QueueFilter:
             due = ticket.resolution_due_at
             key = [ticket.priority, due.isoformat() if due else None, ticket.id]
         return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def time_params(now: datetime) -> dict[str, datetime]:
+    """The moments the SLA filters compare with, as the statement's named parameters."""
+    return {"now": now, "at_risk_until": now + AT_RISK_WINDOW}
 
 
 def inline(name: str, value: Any) -> BindParameter[Any]:
@@ -248,20 +290,37 @@ def with_names(query: Select[Any], unit_id: Any) -> Select[Any]:
     )
 
 
+_STATEMENTS: dict[Hashable, Select[Any]] = {}
+STATEMENTS_KEPT = 512
+
+
 def page(
     connection: Connection,
-    query: Select[Any],
+    build: Callable[[], Select[Any]],
     flt: QueueFilter,
     cursor: str | None,
     size: int,
+    *,
+    key: Hashable,
+    now: datetime | None = None,
 ) -> tuple[Sequence[Row[Any]], str | None]:
     """One page of rows and the cursor of the next page (None on the last page).
 
-    The rows need the order's columns under the ticket's names (priority, resolution_due_at,
-    created_at, id).
+    `build()` gives the filtered query; it runs once per `key` (what besides the filter shapes
+    that query: the surface, the caller's scope) and filter: building a statement, and matching a
+    new statement's columns to the cached compilation, cost more than running it. The time and
+    the cursor's values go as parameters. The rows need the order's columns under the ticket's
+    names (priority, resolution_due_at, created_at, id).
     """
-    query = flt.order(flt.after(query, cursor)).limit(inline("page_size", size + 1))
-    rows = connection.execute(query).all()
+    statement_key = (key, flt.statement_key(cursor), size)
+    query = _STATEMENTS.get(statement_key)
+    if query is None:
+        if len(_STATEMENTS) >= STATEMENTS_KEPT:
+            _STATEMENTS.clear()
+        query = flt.order(flt.after(build(), cursor)).limit(inline("page_size", size + 1))
+        _STATEMENTS[statement_key] = query
+    params = {**time_params(now or utcnow()), **flt.cursor_params(cursor)}
+    rows = connection.execute(query, params).all()
     if len(rows) > size:
         return rows[:size], flt.cursor_for(rows[size - 1])
     return rows, None

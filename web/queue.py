@@ -207,10 +207,16 @@ def index() -> Any:
     language = current_language()
     now = utcnow()
     db = g.db.connection()
-    query = flt.apply(
-        visible_tickets(queue_query(language)), op, department_ids(g.db, flt.departments), now
+    ids = department_ids(g.db, flt.departments)
+    rows, next_cursor = page(
+        db,
+        lambda: flt.apply(visible_tickets(queue_query(language)), op, ids, now),
+        flt,
+        request.args.get("after"),
+        PAGE_SIZE,
+        key=("queue", db.dialect.name, language, op.id, op.role, op.department_id, tuple(ids)),
+        now=now,
     )
-    rows, next_cursor = page(db, query, flt, request.args.get("after"), PAGE_SIZE)
     counts = db.execute(_counts_and_newest_query(), {"now": now}).one()
     if op.role in STAFF:
         g.waiting_counts = {

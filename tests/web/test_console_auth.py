@@ -131,6 +131,9 @@ def test_department_staff_see_only_their_departments_tickets(demo, sessions, red
         sessions, email_contact(subject="漏水", text="廚房漏水，水管壞了"), demo.config
     )
     drain(Redis.from_url(redis_url))
+    operator = make_client()
+    login(operator, email=OPERATOR)
+    assert billing.ticket_ref in text(operator.get("/?status=all"))  # the same filter, unrestricted
     engineer = make_client()
     login(engineer, email=ENGINEERING)
     queue = text(engineer.get("/?status=all"))

@@ -217,17 +217,22 @@ def list_tickets() -> Any:
     flt, assignee, _unassigned = ticket_filter()
     limit = query_limit()
     cursor = _checked_cursor(request.args.get("cursor"), flt.sort)
-    base = list_query(g.db.get_bind().dialect.name)
-    query = visible(flt.apply(base, None, department_ids(g.db, flt.departments)))
-    if assignee:
-        query = query.where(
-            Ticket.assignee_id.in_(
-                select(Operator.id)
-                .where(Operator.email == assignee.strip().lower())
-                .correlate(None)
+    dialect = g.db.get_bind().dialect.name
+    ids = department_ids(g.db, flt.departments)
+    email = assignee.strip().lower() if assignee else None
+
+    def build() -> Select[Any]:
+        query = visible(flt.apply(list_query(dialect), None, ids))
+        if email:
+            query = query.where(
+                Ticket.assignee_id.in_(
+                    select(Operator.id).where(Operator.email == email).correlate(None)
+                )
             )
-        )
-    rows, next_cursor = page(g.db.connection(), query, flt, cursor, limit)
+        return query
+
+    scope = ("api", dialect, current_client().department_id, tuple(ids), email)
+    rows, next_cursor = page(g.db.connection(), build, flt, cursor, limit, key=scope)
     conf = config()
     return page_response([_row_json(r, conf) for r in rows], next_cursor)
 

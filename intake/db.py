@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
 _engines: dict[tuple[str, int], Engine] = {}
@@ -31,6 +32,33 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     )
 
 
+# A connection back in use within this many seconds of its last use is not pinged again: one
+# round trip fewer for every request and job on a busy server. pgbouncer's server_check_delay is
+# the same rule (30 s there). A database restart is still noticed: idle connections are pinged,
+# and the first statement that meets a dead one invalidates the whole pool.
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _used(dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_conn, None):
+                raise exc.DisconnectionError() from error  # the pool reconnects and retries
+            raise
+
+
 def get_engine(url: str) -> Engine:
     """The engine for `url` in this process (a forked child gets its own)."""
     key = (url, os.getpid())
@@ -48,9 +76,8 @@ def get_engine(url: str) -> Engine:
             # their own transactions, and psycopg drops its prepared statements on every
             # ROLLBACK, so each job would plan its statements afresh. (Isolation levels set for
             # a read are still put back on return.)
-            engine = create_engine(
-                url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_reset_on_return=None
-            )
+            engine = create_engine(url, pool_size=10, max_overflow=10, pool_reset_on_return=None)
+            _ping_when_idle(engine)
         _engines[key] = engine
     return engine
 

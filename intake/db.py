@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
 _engines: dict[tuple[str, int], Engine] = {}
@@ -100,6 +101,16 @@ def reader(url: str) -> Engine:
         base = get_engine(url)
         engine = _engines[key] = base.execution_options(**read_options(base))
     return engine
+
+
+def serialize_transactions(session: Session, name: str) -> None:
+    """Let one transaction at a time past this point for `name`, until it commits or rolls back:
+    for decisions that count rows and then add one (a limit), which two workers must not both
+    take on the same count. SQLite already runs one writing transaction at a time."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def dispose_engines() -> None:

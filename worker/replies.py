@@ -1,7 +1,8 @@
 """Acknowledgements: a resident's first email answered in their language, within limits.
 
 Only human senders are acknowledged (the core enqueues this job for them only, and it checks again).
-Limits keep a mail loop or a flood from turning into a flood of our own: at most
+Limits keep a mail loop or a flood from turning into a flood of our own (decided one job at a
+time, so two workers cannot both pass a limit on the same count): at most
 `mail.ack_limit_per_sender_per_hour` acknowledgements to one address per hour, one per sender and
 ticket, none to an address that bounced, and a global breaker (`mail.storm_limit_per_minute`) that
 stops acknowledging during a storm and says so on the ticket, in ChannelHealth and in the log.
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from intake.db import serialize_transactions
 from intake.models import ContactPoint, Interaction, OutgoingMessage, Ticket, utcnow
 from intake.phrases import render
 from intake.tickets import enqueue_after_commit, record_event
@@ -54,6 +56,8 @@ def acknowledge(ticket_id: int, interaction_id: int) -> str:
     cfg = config()
     dedupe_key = f"ack:{interaction_id}"
     with sessions()() as session:
+        # The limits below count acknowledgements and then add one: decided one at a time.
+        serialize_transactions(session, ACK_TEMPLATE)
         if session.scalar(
             select(OutgoingMessage.id).where(OutgoingMessage.dedupe_key == dedupe_key)
         ):

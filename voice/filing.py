@@ -17,7 +17,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.callbacks import OPEN_CALLBACK_STATUSES, schedule_callback
 from intake.config import HotlineConfig
 from intake.contact import InboundAttachment, InboundContact
-from intake.models import Attachment, Call, Callback, ContactPoint, Resident, Ticket, utcnow
+from intake.models import (
+    Attachment,
+    Call,
+    Callback,
+    ContactPoint,
+    Interaction,
+    Resident,
+    Ticket,
+    utcnow,
+)
 from intake.phones import normalize_phone
 from intake.phrases import render
 from intake.service import Receipt, receive
@@ -142,6 +151,51 @@ def file_ticket(
             session.commit()
     call.filed, call.ticket_id = True, receipt.ticket_id
     return receipt
+
+
+def filed_as_missed_call(sessions: sessionmaker[Session], call: Call) -> bool:
+    """The call's own interaction is a missed call (it ended before anything else was filed)."""
+    if call.ticket_id is None:
+        return False
+    with sessions() as session:
+        kind = session.scalar(
+            select(Interaction.kind).where(
+                Interaction.channel == "voice", Interaction.external_id == call.call_sid
+            )
+        )
+    return kind == "missed_call"
+
+
+def add_late_words(
+    sessions: sessionmaker[Session],
+    call: Call,
+    config: HotlineConfig,
+    *,
+    text: str,
+    now: datetime | None = None,
+) -> Receipt | None:
+    """What the caller said, arriving after the call was filed (as a missed call): an interaction
+    on that ticket, once per call."""
+    if call.ticket_id is None:
+        return None
+    with sessions() as session:
+        ticket = session.get(Ticket, call.ticket_id)
+        assert ticket is not None and ticket.ref is not None
+        ref = ticket.ref
+    contact = InboundContact(
+        channel="voice",
+        external_id=f"{call.call_sid}:words",
+        kind="call",
+        sender_phone=call.from_number,
+        recipient=call.to_number,
+        text=text[:MAX_SPEECH_CHARS],
+        language_hint=WRITTEN.get(call.language or "", None),
+        ivr_selections=tuple(str(s) for s in call.ivr_path),
+        ticket_ref=ref,
+        ticket_ref_trusted=True,
+        meta={"call_sid": call.call_sid, "spoken_language": call.language, "late": True},
+    )
+    return receive(sessions, contact, config, now=now)
 
 
 def attach_recording(

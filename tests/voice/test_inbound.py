@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from intake.models import Attachment, Call, Callback, CallStatusEvent, Interaction, Resident, Ticket
 from intake.phrases import spoken_ref
-from tests.voice.conftest import CLOSED
+from tests.voice.conftest import CLOSED, HOTLINE
 from voice.simulator import HANGUP, SILENCE, press, say
 
 
@@ -189,6 +189,26 @@ def test_hanging_up_in_the_menu_leaves_a_missed_call_with_one_callback(phone, se
     assert [i.kind for i in ticket.interactions] == ["missed_call", "missed_call"]
     assert "+886912000002" in ticket.subject
     assert [(c.purpose, c.phone) for c in ticket.callbacks] == [("missed_call", "+886912000002")]
+
+
+def test_words_posted_after_the_final_status_join_the_missed_call_ticket(
+    simulator_for, sessions
+) -> None:  # type: ignore[no-untyped-def]
+    """The caller speaks and hangs up; Twilio's final status arrives before the speech result.
+    The status files a missed call; the words must still reach that ticket, once."""
+    import xml.etree.ElementTree as ET
+
+    simulator = simulator_for([press("1"), HANGUP])
+    result = simulator.call("+886912000001", HOTLINE)
+    describe = next(e for e in reversed(result.exchanges) if 'input="speech"' in e.body)
+    action = ET.fromstring(describe.body).find(".//Gather").get("action")  # type: ignore[union-attr]
+    words = {"SpeechResult": "廚房水管爆了，水一直流", "Confidence": "0.92"}
+    late = [simulator._post(action, words) for _ in range(2)]  # Twilio retries a webhook
+    assert all(e.status == 200 and "<Response" in e.body for e in late)
+    ticket = _one_ticket(sessions)
+    assert [i.kind for i in ticket.interactions] == ["missed_call", "call"]
+    assert "廚房水管爆了" in (ticket.interactions[1].body_text or "")
+    assert [c.purpose for c in ticket.callbacks] == ["missed_call"]
 
 
 def test_hanging_up_during_the_language_menu_after_the_greeting_counts(phone, sessions) -> None:  # type: ignore[no-untyped-def]

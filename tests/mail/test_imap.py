@@ -252,6 +252,37 @@ def test_a_failing_login_is_loud_and_never_switches_the_poller_off(
     assert not thread.is_alive()
 
 
+def test_an_oauth2_mailbox_signs_in_with_a_token_file_read_at_every_login(
+    dovecot, demo, sessions, redis_url, tmp_path
+):
+    """Microsoft 365 and Gmail take only OAuth2: XOAUTH2 against a real Dovecot that asks a token
+    introspection endpoint. The token file is re-read at each login, so a refreshed token is used
+    and an expired one fails loudly."""
+    assert dovecot.tokens is not None
+    token_file = tmp_path / "token"
+    token_file.write_text("ya29.first-token\n")
+    dovecot.tokens.active.add("ya29.first-token")
+    url = f"imap://alice@127.0.0.1:{dovecot.port}/INBOX?auth=xoauth2&token_file={token_file}"
+    dovecot.append(resident_mail(subject="水錶漏水", body="水錶一直在漏"))
+    poller = make_poller(dovecot, demo, sessions, redis_url, url=url)
+    assert poller.run_once() == 1
+    assert count(sessions, Ticket) == 1 and dovecot.count("INBOX") == 0
+
+    dovecot.tokens.active = {"ya29.refreshed"}  # the first token expired
+    token_file.write_text("ya29.refreshed")
+    dovecot.kick()
+    dovecot.append(resident_mail(subject="大堂燈壞了", body="大堂的燈不亮"))
+    assert make_poller(dovecot, demo, sessions, redis_url, url=url).run_once() == 1
+    assert dovecot.tokens.asked[-1] == "ya29.refreshed"
+
+    token_file.write_text("ya29.first-token")
+    expired = make_poller(dovecot, demo, sessions, redis_url, url=url)
+    with pytest.raises(LoginError):
+        expired.run_once()
+    assert health(sessions, expired).status == "login_failing"
+    assert count(sessions, Ticket) == 2
+
+
 def test_a_dropped_connection_is_rebuilt_and_idle_picks_up_new_mail(
     dovecot, demo, sessions, redis_url
 ):

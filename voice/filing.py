@@ -166,6 +166,15 @@ def filed_as_missed_call(sessions: sessionmaker[Session], call: Call) -> bool:
     return kind == "missed_call"
 
 
+def _ticket_ref_of(sessions: sessionmaker[Session], call: Call) -> str | None:
+    if call.ticket_id is None:
+        return None
+    with sessions() as session:
+        ref = session.scalar(select(Ticket.ref).where(Ticket.id == call.ticket_id))
+    assert ref is not None
+    return ref
+
+
 def add_late_words(
     sessions: sessionmaker[Session],
     call: Call,
@@ -176,12 +185,9 @@ def add_late_words(
 ) -> Receipt | None:
     """What the caller said, arriving after the call was filed (as a missed call): an interaction
     on that ticket, once per call."""
-    if call.ticket_id is None:
+    ref = _ticket_ref_of(sessions, call)
+    if ref is None:
         return None
-    with sessions() as session:
-        ticket = session.get(Ticket, call.ticket_id)
-        assert ticket is not None and ticket.ref is not None
-        ref = ticket.ref
     contact = InboundContact(
         channel="voice",
         external_id=f"{call.call_sid}:words",
@@ -209,12 +215,9 @@ def attach_recording(
     fetch: bool,
 ) -> Attachment | None:
     """The recording as an interaction + attachment on the call's ticket, once per RecordingSid."""
-    if call.ticket_id is None:
+    ref = _ticket_ref_of(sessions, call)
+    if ref is None:
         return None
-    with sessions() as session:
-        ticket = session.get(Ticket, call.ticket_id)
-        assert ticket is not None and ticket.ref is not None
-        ref = ticket.ref
     contact = InboundContact(
         channel="voice",
         external_id=recording_sid,

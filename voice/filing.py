@@ -143,6 +143,11 @@ def file_ticket(
         meta={"call_sid": call.call_sid, "spoken_language": call.language, "topic": topic},
     )
     receipt = receive(sessions, contact, config, now=now)
+    if receipt.duplicate and _filed_kind(sessions, call) == "missed_call":
+        # The call's final status came first (or at the same moment) and filed the hang-up as a
+        # missed call under this CallSid: the words join that ticket rather than being dropped.
+        call.ticket_id = receipt.ticket_id
+        _add_late_words(sessions, call, config, text=contact.text, now=now)
     with sessions() as session:
         row = session.get(Call, call.id)
         if row is not None and (not row.filed or row.ticket_id != receipt.ticket_id):
@@ -153,17 +158,14 @@ def file_ticket(
     return receipt
 
 
-def filed_as_missed_call(sessions: sessionmaker[Session], call: Call) -> bool:
-    """The call's own interaction is a missed call (it ended before anything else was filed)."""
-    if call.ticket_id is None:
-        return False
+def _filed_kind(sessions: sessionmaker[Session], call: Call) -> str | None:
+    """What the call was filed as (its own interaction's kind), if it was."""
     with sessions() as session:
-        kind = session.scalar(
+        return session.scalar(
             select(Interaction.kind).where(
                 Interaction.channel == "voice", Interaction.external_id == call.call_sid
             )
         )
-    return kind == "missed_call"
 
 
 def _ticket_ref_of(sessions: sessionmaker[Session], call: Call) -> str | None:
@@ -175,7 +177,7 @@ def _ticket_ref_of(sessions: sessionmaker[Session], call: Call) -> str | None:
     return ref
 
 
-def add_late_words(
+def _add_late_words(
     sessions: sessionmaker[Session],
     call: Call,
     config: HotlineConfig,
@@ -183,8 +185,8 @@ def add_late_words(
     text: str,
     now: datetime | None = None,
 ) -> Receipt | None:
-    """What the caller said, arriving after the call was filed (as a missed call): an interaction
-    on that ticket, once per call."""
+    """What the caller said, after the call was filed as a missed call: an interaction on that
+    ticket, once per call."""
     ref = _ticket_ref_of(sessions, call)
     if ref is None:
         return None
@@ -348,6 +350,8 @@ def file_missed_call(
     )
     receipt = receive(sessions, contact, config, now=now)
     call.ticket_id = receipt.ticket_id
+    if receipt.duplicate and _filed_kind(sessions, call) != "missed_call":
+        return receipt  # what the caller said was filed meanwhile: not a missed call after all
     with sessions() as session:
         row = session.get(Call, call.id)
         if row is not None:

@@ -328,12 +328,6 @@ def describe_done() -> Response:
     call = _call()
     topic = _topic()
     speech = _param("SpeechResult", filing.MAX_SPEECH_CHARS).strip()
-    if call.status in TERMINAL and filing.filed_as_missed_call(_sessions(), call):
-        # Twilio posted the words after the call's final status, which filed the hang-up as a
-        # missed call: they join that ticket instead of being dropped as a duplicate.
-        if speech:
-            filing.add_late_words(_sessions(), call, _config(), text=speech, now=_now())
-        return empty()
     if not speech:
         script = _script(call)
         script.say("voice_record_prompt", topic=topic)

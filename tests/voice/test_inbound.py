@@ -211,6 +211,22 @@ def test_words_posted_after_the_final_status_join_the_missed_call_ticket(
     assert [c.purpose for c in ticket.callbacks] == ["missed_call"]
 
 
+def test_a_final_status_that_read_the_call_before_its_words_were_filed_owes_no_callback(
+    phone, sessions, demo
+) -> None:  # type: ignore[no-untyped-def]
+    """The other order of the same race: the status handler read the call as not yet filed, and
+    the words were filed before it filed its missed call. The ticket keeps the words only."""
+    from voice import filing
+
+    result = phone([press("1"), say("走廊的燈壞了")], record_seconds=0)
+    stale = _call(sessions, result.call_sid)
+    stale.filed, stale.ticket_id = False, None  # as the status handler had read it
+    filing.file_missed_call(sessions, stale, demo.config)
+    ticket = _one_ticket(sessions)
+    assert [i.kind for i in ticket.interactions] == ["call"]
+    assert not [c for c in ticket.callbacks if c.purpose == "missed_call"]
+
+
 def test_hanging_up_during_the_language_menu_after_the_greeting_counts(phone, sessions) -> None:  # type: ignore[no-untyped-def]
     phone([HANGUP], caller="+886955000111")
     ticket = _one_ticket(sessions)

@@ -51,9 +51,12 @@ TEXTS = [
     "The lift is broken",
     "电梯坏了",
 ]
+# The parent opens the database once, as `hotline worker`'s housekeeping thread does, so forked
+# children inherit an initialised engine.
 WORKER_SCRIPT = (
     "import sys; from redis import Redis; from rq import Worker, Queue;"
-    "import worker.jobs; from intake.config import get_settings; get_settings();"
+    "import worker.jobs; from intake.config import get_settings; s = get_settings();"
+    "from intake.db import get_engine; get_engine(s.database_url).connect().close();"
     "from rq import SimpleWorker; cls = SimpleWorker if sys.argv[2] == 'simple' else Worker;"
     "c = Redis.from_url(sys.argv[1]);"
     "cls([Queue('bench', connection=c)], connection=c).work(burst=True, logging_level='WARNING')"

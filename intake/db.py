@@ -65,6 +65,13 @@ def get_engine(url: str) -> Engine:
     key = (url, os.getpid())
     engine = _engines.get(key)
     if engine is None:
+        inherited = next((e for (u, _pid), e in _engines.items() if u == url), None)
+        if inherited is not None:
+            # A forked child (RQ's forking worker runs each job in one): a pool of its own, but
+            # the parent's dialect set-up and compiled statements, so a job does not start cold.
+            inherited.dispose(close=False)
+            _engines[key] = inherited
+            return inherited
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":

@@ -43,3 +43,30 @@ def test_a_connection_reused_at_once_is_not_pinged_and_recovers_after_one_failur
         _backend(engine)
     assert failure.value.connection_invalidated
     assert _backend(engine) != first
+
+
+def test_a_forked_child_keeps_the_parents_engine_but_not_its_connections(pg_url) -> None:
+    """RQ's forking worker runs each job in a child: the child reuses the engine (its dialect
+    set-up and compiled statements) with a pool of its own, and the parent's pooled connection
+    still works after the child is done with the database."""
+    import os
+
+    engine = get_engine(pg_url)
+    parent_backend = _backend(engine)  # now pooled, checked in
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child = get_engine(pg_url)
+            answer = f"{child is engine} {_backend(child)}"
+        except BaseException as exc:  # reported to the parent below
+            answer = f"error {exc!r}"
+        os.write(write, answer.encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    same_engine, child_backend = os.read(read, 200).decode().split(" ", 1)
+    os.close(read)
+    assert same_engine == "True"
+    assert child_backend != str(parent_backend), "the child opened its own connection"
+    assert _backend(engine) == parent_backend, "the parent's connection survived the child"

@@ -61,7 +61,7 @@ def _ping_when_idle(engine: Engine) -> None:
 
 
 def get_engine(url: str) -> Engine:
-    """The engine for `url` in this process (a forked child gets its own)."""
+    """The engine for `url` in this process (a forked child gets the parent's with a new pool)."""
     key = (url, os.getpid())
     engine = _engines.get(key)
     if engine is None:

@@ -176,10 +176,9 @@ class QueueFilter:
     def after(self, query: Select[Any], cursor: str | None) -> Select[Any]:
         """Rows strictly after the cursor in this filter's order; the cursor's values are named
         parameters (`cursor_params`), so one statement serves every page of the same shape."""
-        key = decode_cursor(cursor)
-        if key is None:
-            return query
         values = self.cursor_params(cursor)
+        if not values:
+            return query
         ident = bindparam("after_id", values["after_id"])
         if self.sort == "newest":
             created = bindparam("after_created", values["after_created"], type_=_MOMENT)
@@ -216,9 +215,8 @@ class QueueFilter:
             values["after_due"] = datetime.fromisoformat(key[1])
         return values
 
-    def statement_key(self, cursor: str | None) -> tuple[Any, ...]:
-        """Everything of this filter and cursor that shapes the SQL (not the cursor's values)."""
-        params = self.cursor_params(cursor)
+    def statement_key(self) -> tuple[Any, ...]:
+        """Everything of this filter that shapes the SQL."""
         return (
             tuple(self.statuses),
             tuple(self.channels),
@@ -230,7 +228,6 @@ class QueueFilter:
             self.assigned,
             self.q,
             self.sort,
-            tuple(sorted(params)),
         )
 
     def cursor_for(self, ticket: Ticket | Row[Any]) -> str:
@@ -312,14 +309,15 @@ def page(
     the cursor's values go as parameters. The rows need the order's columns under the ticket's
     names (priority, resolution_due_at, created_at, id).
     """
-    statement_key = (key, flt.statement_key(cursor), size)
+    after = flt.cursor_params(cursor)
+    statement_key = (key, flt.statement_key(), tuple(sorted(after)), size)
     query = _STATEMENTS.get(statement_key)
     if query is None:
         if len(_STATEMENTS) >= STATEMENTS_KEPT:
             _STATEMENTS.clear()
         query = flt.order(flt.after(build(), cursor)).limit(inline("page_size", size + 1))
         _STATEMENTS[statement_key] = query
-    params = {**time_params(now or utcnow()), **flt.cursor_params(cursor)}
+    params = {**time_params(now or utcnow()), **after}
     rows = connection.execute(query, params).all()
     if len(rows) > size:
         return rows[:size], flt.cursor_for(rows[size - 1])

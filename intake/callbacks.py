@@ -130,6 +130,7 @@ def schedule_callback(
                 "callback_reused",
                 f"another missed call from {phone}; callback {existing.id} already owed",
                 actor=actor,
+                now=now,
                 callback_id=existing.id,
             )
             return existing
@@ -157,6 +158,7 @@ def schedule_callback(
         "callback_scheduled",
         f"{purpose} callback due {local_due}",
         actor=actor,
+        now=now,
         callback_id=callback.id,
         purpose=purpose,
     )
@@ -166,6 +168,7 @@ def schedule_callback(
         queue="urgent",  # a promised time: ahead of routine work such as a burst of routing
         dedupe_key=f"callback:{callback.id}:1",
         available_at=due,
+        now=now,
         callback_id=callback.id,
     )
     return callback

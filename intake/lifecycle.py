@@ -30,7 +30,9 @@ def resolve_ticket(
 ) -> Callback | None:
     """Mark a ticket resolved, tell the resident, and owe them a follow-up in the next allowed window."""
     now = now or utcnow()
-    if not change_status(session, ticket, "resolved", actor=actor, note=note or "resolved"):
+    if not change_status(
+        session, ticket, "resolved", actor=actor, note=note or "resolved", now=now
+    ):
         return None
     ticket.resolution_note = note
     enqueue_after_commit(
@@ -40,6 +42,7 @@ def resolve_ticket(
         ticket_id=ticket.id,
         event="resolved",
         key=f"{int(now.timestamp())}",
+        now=now,
     )
     if not (ticket.contact_phone or ticket.contact_email):
         return None

@@ -271,7 +271,7 @@ def _kept_closed(contact: InboundContact, result: Classification) -> bool:
 
 
 def _new_ticket_rows(
-    contact: InboundContact, ticket: _NewTicket, linked: Ticket | None
+    contact: InboundContact, ticket: _NewTicket, linked: Ticket | None, now: datetime
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The new ticket's events and its routing job."""
     result = ticket.result
@@ -281,6 +281,7 @@ def _new_ticket_rows(
             "created",
             f"received by {contact.channel}: {result.category}, {result.priority}, "
             f"{ticket.language}",
+            now=now,
             category=result.category,
             priority=result.priority,
             language=ticket.language,
@@ -294,6 +295,7 @@ def _new_ticket_rows(
                 ticket.id,
                 "linked",
                 f"names {linked.ref}, but the sender is not one of its participants",
+                now=now,
                 linked_ref=linked.ref,
             )
         )
@@ -303,13 +305,18 @@ def _new_ticket_rows(
                 ticket.id,
                 "filed_automatic",
                 f"{contact.sender_kind} message that answers no ticket: kept, closed, not routed",
+                now=now,
                 sender_kind=contact.sender_kind,
             )
         )
         return events, []
     queue = URGENT_QUEUE if result.priority == "P1" else "default"
     route = job_row(
-        "route_ticket", queue=queue, dedupe_key=f"route:{ticket.id}", ticket_id=ticket.id
+        "route_ticket",
+        queue=queue,
+        dedupe_key=f"route:{ticket.id}",
+        now=now,
+        ticket_id=ticket.id,
     )
     return events, [route]
 
@@ -325,15 +332,17 @@ def _answered(
             ticket,
             "in_progress" if ticket.department_id else "new",
             note=f"reopened by the resident's {contact.kind}",
+            now=now,
         )
         reopened = True
     elif contact.sender_kind == "human" and ticket.status == "waiting_resident":
-        change_status(session, ticket, "in_progress", note="the resident answered")
+        change_status(session, ticket, "in_progress", note="the resident answered", now=now)
     record_event(
         session,
         ticket,
         "interaction_added",
         f"{contact.kind} by {contact.channel}",
+        now=now,
         interaction_id=interaction_id,
         sender_kind=contact.sender_kind,
     )
@@ -427,12 +436,13 @@ def _receive_once(
         assert ticket is not None
         reopened = _answered(session, contact, ticket, interaction_id, now)
     else:
-        events, jobs = _new_ticket_rows(contact, new, linked)
+        events, jobs = _new_ticket_rows(contact, new, linked, now)
         if contact.sender_kind == "human":
             jobs.append(
                 job_row(
                     "acknowledge",
                     dedupe_key=f"ack:{interaction_id}",
+                    now=now,
                     ticket_id=ticket_id,
                     interaction_id=interaction_id,
                 )

@@ -26,7 +26,13 @@ INSERT_JOBS = insert(Outbox)
 
 
 def event_row(
-    ticket_id: int, kind: str, message: str, *, actor: str = "system", **data: Any
+    ticket_id: int,
+    kind: str,
+    message: str,
+    *,
+    actor: str = "system",
+    now: datetime | None = None,
+    **data: Any,
 ) -> dict[str, Any]:
     """The columns of an `Event`: for `record_event`, and for a batch insert of several."""
     return {
@@ -35,7 +41,7 @@ def event_row(
         "actor": actor,
         "message": message,
         "data": data,
-        "created_at": utcnow(),
+        "created_at": now or utcnow(),
     }
 
 
@@ -46,11 +52,12 @@ def record_event(
     message: str,
     *,
     actor: str = "system",
+    now: datetime | None = None,
     **data: Any,
 ) -> Event:
     """A line on the ticket's timeline; the ticket may be given by id when it is not loaded."""
     ticket_id = ticket if isinstance(ticket, int) else ticket.id
-    event = Event(**event_row(ticket_id, kind, message, actor=actor, **data))
+    event = Event(**event_row(ticket_id, kind, message, actor=actor, now=now, **data))
     session.add(event)
     return event
 
@@ -61,10 +68,12 @@ def job_row(
     queue: str = "default",
     dedupe_key: str | None = None,
     available_at: datetime | None = None,
+    now: datetime | None = None,
     **args: Any,
 ) -> dict[str, Any]:
-    """The columns of a pending `Outbox` row: for `enqueue_after_commit`, and for a batch insert."""
-    now = utcnow()
+    """The columns of a pending `Outbox` row: for `enqueue_after_commit`, and for a batch insert.
+    `now` is the moment of the change that owes the job (default: the clock)."""
+    now = now or utcnow()
     return {
         "job": job,
         "args": args,
@@ -83,18 +92,27 @@ def enqueue_after_commit(
     queue: str = "default",
     dedupe_key: str | None = None,
     available_at: datetime | None = None,
+    now: datetime | None = None,
     **args: Any,
 ) -> Outbox:
     """An outbox row: the relay puts it on RQ only once this transaction has committed."""
     row = Outbox(
-        **job_row(job, queue=queue, dedupe_key=dedupe_key, available_at=available_at, **args)
+        **job_row(
+            job, queue=queue, dedupe_key=dedupe_key, available_at=available_at, now=now, **args
+        )
     )
     session.add(row)
     return row
 
 
 def change_status(
-    session: Session, ticket: Ticket, status: str, *, actor: str = "system", note: str = ""
+    session: Session,
+    ticket: Ticket,
+    status: str,
+    *,
+    actor: str = "system",
+    note: str = "",
+    now: datetime | None = None,
 ) -> bool:
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}")
@@ -102,7 +120,7 @@ def change_status(
         return False
     previous = ticket.status
     ticket.status = status
-    now = utcnow()
+    now = now or utcnow()
     if status == "resolved":
         ticket.resolved_at = now
     elif status == "closed":
@@ -116,6 +134,7 @@ def change_status(
         "status_changed",
         note or f"{previous} → {status}",
         actor=actor,
+        now=now,
         previous=previous,
         status=status,
     )

@@ -44,6 +44,15 @@ def _pg_reachable(url: str) -> bool:
         return False
 
 
+@pytest.fixture(autouse=True)
+def _clock_back_to_real_time() -> Iterator[None]:
+    """A test may set the one clock (`intake.clock.set_now`); the next test starts unfrozen."""
+    yield
+    from intake import clock
+
+    clock.set_now(None)
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str | None]:
     admin = _pg_admin_url()

@@ -8,7 +8,6 @@ database alone (no network), and is safe to receive twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -63,8 +62,7 @@ def _sessions() -> sessionmaker[Session]:
 
 
 def _now() -> datetime:
-    clock: Callable[[], datetime] = current_app.config.get("HOTLINE_CLOCK") or utcnow
-    return clock()
+    return utcnow()
 
 
 def _voice_setting(name: str, default: Any) -> Any:

@@ -175,7 +175,7 @@ def templates() -> Any:
 @login_required("admin")
 def hours() -> Any:
     config = _config()
-    year = datetime.now(config.timezone).year
+    year = utcnow().astimezone(config.timezone).year
     holidays: list[tuple[date, str]] = []
     for y in (year, year + 1):
         holidays += sorted(

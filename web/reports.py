@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from intake.clock import utcnow
 from intake.config import HotlineConfig
 from intake.models import Building, Call, Department, Ticket, Unit
 from web.auth import MANAGERS, STAFF, login_required
@@ -169,7 +170,7 @@ def build_report(
 def _period(default_month: str | None = None) -> tuple[date, date]:
     """`?month=YYYY-MM`, or `?from=&to=` (local days), default: the last 30 days."""
     config = current_app.config["HOTLINE_SETTINGS"].config
-    today = datetime.now(config.timezone).date()
+    today = utcnow().astimezone(config.timezone).date()
     try:
         month = request.args.get("month") or default_month
         if month:
@@ -238,7 +239,7 @@ def monthly() -> Any:
 
     config = current_app.config["HOTLINE_SETTINGS"].config
     language = current_language()
-    last_month = datetime.now(config.timezone).date().replace(day=1) - timedelta(days=1)
+    last_month = utcnow().astimezone(config.timezone).date().replace(day=1) - timedelta(days=1)
     start, end = _period(last_month.strftime("%Y-%m"))
     data = build_report(g.db, start, end, config, language)
     return render_template(

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from intake import clock
 from intake.callbacks import retry_due_time
 from intake.config import HotlineConfig
 from intake.models import Call, Callback, CallbackAttempt, ContactPoint, Ticket, utcnow
 from intake.tickets import enqueue_after_commit, record_event
-from worker import clock
 from worker.context import config, sessions, settings
 
 log = logging.getLogger(__name__)

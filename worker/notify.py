@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from intake import clock
 from intake.config import HotlineConfig, Settings
 from intake.models import (
     DepartmentNotification,
@@ -26,7 +27,6 @@ from intake.models import (
 )
 from intake.phrases import render, spoken_ref
 from intake.tickets import department_by_code, enqueue_after_commit, record_event
-from worker import clock
 from worker.context import config, sessions, settings
 
 log = logging.getLogger(__name__)

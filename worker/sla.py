@@ -6,10 +6,10 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from intake import clock
 from intake.models import Outbox, Ticket
 from intake.sla import LEVEL_DEPARTMENTS, LEVEL_NAMES, sla_actions
 from intake.tickets import enqueue_after_commit, record_event
-from worker import clock
 from worker.context import config, sessions
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from intake import clock as intake_clock
 from tests.voice.twiml_validator import validate
 from voice.simulator import CallResult, CallSimulator, FlaskTransport, Step
 
@@ -17,16 +18,24 @@ HOTLINE = "+886227000000"
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.now = OPEN
+    """The test world's time, set through the one clock (`intake.clock`) everything reads."""
+
+    @property
+    def now(self) -> datetime:
+        return intake_clock.utcnow()
+
+    @now.setter
+    def now(self, moment: datetime) -> None:
+        intake_clock.set_now(moment)
 
     def __call__(self) -> datetime:
         return self.now
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> Iterator[Clock]:
+    with intake_clock.frozen(OPEN):
+        yield Clock()
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +56,7 @@ def _hash_demo_passwords_once(monkeypatch, _demo_password_hash):  # type: ignore
 def app(demo, clock):  # type: ignore[no-untyped-def]
     from web.app import create_app
 
-    application = create_app({"TESTING": True, "HOTLINE_CLOCK": clock}, settings=demo)
+    application = create_app({"TESTING": True}, settings=demo)
     return application
 
 

@@ -11,9 +11,9 @@ from rq import SimpleWorker
 from twilio.http import HttpClient
 from twilio.http.response import Response
 
+from intake import clock
 from intake.config import get_settings
 from intake.db import session_factory
-from worker import clock
 from worker.outbox import relay_once
 from worker.queues import all_queues
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from redis import Redis
 from sqlalchemy import func, select
 
+from intake import clock
 from intake.callbacks import schedule_callback
 from intake.models import (
     Call,
@@ -21,7 +22,6 @@ from intake.models import (
 from intake.service import receive
 from tests.factories import call_contact
 from tests.worker.helpers import run_jobs
-from worker import clock
 from worker.callbacks import callback_call_ended, place_callbacks
 
 
@@ -214,7 +214,11 @@ def test_a_lost_timer_is_restored_from_the_callback_row(demo, sessions, redis_ur
 
 def _due_together(sessions, cfg, count):
     monday = datetime(2026, 11, 30, 10, 0, tzinfo=cfg.timezone)
-    ids = [_missed_call(sessions, cfg, monday, phone=f"+88691200010{i}")[0] for i in range(count)]
+    later = monday + timedelta(minutes=5)
+    ids = [
+        _missed_call(sessions, cfg, monday, phone=f"+88691200010{i}", not_before=later)[0]
+        for i in range(count)
+    ]
     return ids, max(_callback(sessions, i).due_at for i in ids)
 
 

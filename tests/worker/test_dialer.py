@@ -220,9 +220,9 @@ def test_a_lost_response_in_a_batch_holds_up_no_one_and_is_never_dialled_twice(
 def test_a_call_whose_final_status_never_arrives_is_asked_about_and_retried(
     twilio, sessions, redis_url
 ):
+    from intake.clock import frozen
     from intake.config import get_settings
     from worker.callbacks import chase_silent_calls
-    from worker.clock import frozen
 
     config = get_settings().config
     conn = Redis.from_url(redis_url)

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from redis import Redis
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from intake import clock
 from intake.models import Call, DepartmentNotification, Event, OutgoingMessage, Page, Ticket
 from intake.service import receive
 from tests.factories import call_contact, email_contact
 from tests.worker.helpers import run_jobs
 
 NOW = datetime(2026, 11, 30, 10, 0).astimezone()
+
+
+@pytest.fixture(autouse=True)
+def _the_test_world_is_monday_morning():
+    """Every stamp and comparison (intake, relay, jobs) reads this moment, whatever today is."""
+    with clock.frozen(NOW):
+        yield
 
 
 def _messages(sessions, **where):

@@ -1,18 +1,24 @@
-"""The time jobs see. Production reads the system clock; tests freeze it to walk through days."""
+"""The one clock: every function that stamps or compares times reads it here.
+
+Production reads the system clock. Tests freeze it (`frozen`) to walk a ticket through days, or
+travel the whole process with `time-machine`, which this reads through `datetime.now`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-
-from intake.models import utcnow
+from datetime import UTC, datetime
 
 _frozen: datetime | None = None
 
 
-def now() -> datetime:
-    return _frozen or utcnow()
+def utcnow() -> datetime:
+    """Now, timezone-aware in UTC: the frozen moment when one is set, else the system clock."""
+    return _frozen or datetime.now(UTC)
+
+
+now = utcnow
 
 
 def set_now(moment: datetime | None) -> None:

@@ -72,7 +72,7 @@ def ensure_call(
                 return call
         resident = session.execute(_RESIDENT_BY_PHONE, {"phone": phone}).first() if phone else None
         known = (
-            remembered_language(config, resident.spoken_language, resident.language)
+            remembered_language(config, resident.spoken_language, resident.language, phone)
             if greet and resident is not None
             else None
         )
@@ -89,9 +89,7 @@ def ensure_call(
             "greeted": greet,
             "filed": False,
             "ivr_path": ["greeted"] if greet else [],
-            "meta": {"resident_name": resident.name}
-            if resident is not None and resident.name
-            else {},
+            "meta": _resident_meta(resident),
             "started_at": utcnow(),
         }
         try:
@@ -103,6 +101,25 @@ def ensure_call(
             assert call is not None
             return call
     return Call(id=call_id, **values)
+
+
+def _resident_meta(resident: Any) -> dict[str, Any]:
+    """What the call's webhooks need of a known resident: the name they are greeted by and the
+    script they are written to (a Cantonese speaker reads zh-Hant unless they set otherwise)."""
+    if resident is None:
+        return {}
+    meta: dict[str, Any] = {}
+    if resident.name:
+        meta["resident_name"] = resident.name
+    if resident.language:
+        meta["resident_written"] = resident.language
+    return meta
+
+
+def written_language(call: Call) -> str | None:
+    """The script a call's ticket is written in: the known resident's, else the one of the
+    variety they spoke (zh-Hant for Cantonese)."""
+    return (call.meta or {}).get("resident_written") or WRITTEN.get(call.language or "")
 
 
 def record_step(sessions: sessionmaker[Session], call_id: int, step: str, **changes: Any) -> None:
@@ -136,7 +153,7 @@ def file_ticket(
         sender_phone=call.from_number,
         recipient=call.to_number,
         text=text[:MAX_SPEECH_CHARS],
-        language_hint=WRITTEN.get(call.language or "", None),
+        language_hint=written_language(call),
         ivr_selections=tuple(str(s) for s in call.ivr_path),
         category_hint=TOPIC_CATEGORIES.get(topic),
         priority_hint=priority_hint,
@@ -197,7 +214,7 @@ def _add_late_words(
         sender_phone=call.from_number,
         recipient=call.to_number,
         text=text[:MAX_SPEECH_CHARS],
-        language_hint=WRITTEN.get(call.language or "", None),
+        language_hint=written_language(call),
         ivr_selections=tuple(str(s) for s in call.ivr_path),
         ticket_ref=ref,
         ticket_ref_trusted=True,
@@ -327,7 +344,7 @@ def file_missed_call(
     now = now or utcnow()
     with sessions() as session:
         earlier = open_missed_call_ticket(session, phone, config, now)
-    language = WRITTEN.get(call.language or "", config.default_language)
+    language = written_language(call) or config.default_language
     contact = InboundContact(
         channel="voice",
         external_id=call.call_sid,

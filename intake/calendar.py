@@ -79,6 +79,15 @@ def in_quiet_hours(moment: datetime, config: HotlineConfig) -> bool:
     return (start <= t or t < end) if start > end else (start <= t < end)
 
 
+def after_quiet_hours(moment: datetime, config: HotlineConfig) -> datetime:
+    """`moment`, or the end of the quiet hours it falls in: when an SMS or a call may go out."""
+    if config.quiet_hours is None or not in_quiet_hours(moment, config):
+        return moment
+    local = moment.astimezone(config.timezone)
+    end = datetime.combine(local.date(), config.quiet_hours[1], config.timezone)
+    return end if end > local else end + timedelta(days=1)
+
+
 def describe_hours(config: HotlineConfig, language: str) -> str:
     """Opening hours as a short phrase for prompts, e.g. "Mon-Fri 09:00-18:00, Sat 09:00-12:00"."""
     from babel.dates import get_day_names

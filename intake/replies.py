@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from intake.lifecycle import start_work
 from intake.models import OutgoingMessage, Ticket, utcnow
-from intake.tickets import change_status, enqueue_after_commit, record_event
+from intake.tickets import enqueue_after_commit, record_event
 
 
 def queue_reply(
@@ -55,6 +56,5 @@ def queue_reply(
     )
     if ticket.first_responded_at is None:
         ticket.first_responded_at = utcnow()
-    if ticket.status in ("new", "routed"):
-        change_status(session, ticket, "in_progress", actor=actor)
+    start_work(session, ticket, actor=actor)
     return message

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.classify import Classification, classify
 from intake.config import HotlineConfig
 from intake.contact import InboundContact
+from intake.lifecycle import resident_wrote
 from intake.models import (
     Attachment,
     ContactPoint,
@@ -33,7 +34,6 @@ from intake.tickets import (
     INSERT_EVENTS,
     INSERT_JOBS,
     OPEN_STATUSES,
-    change_status,
     event_row,
     format_ref,
     job_row,
@@ -326,17 +326,8 @@ def _answered(
 ) -> bool:
     """A message on an existing ticket: reopen or resume it, on its timeline. True if reopened."""
     reopened = False
-    if contact.sender_kind == "human" and ticket.status in ("resolved", "closed"):
-        change_status(
-            session,
-            ticket,
-            "in_progress" if ticket.department_id else "new",
-            note=f"reopened by the resident's {contact.kind}",
-            now=now,
-        )
-        reopened = True
-    elif contact.sender_kind == "human" and ticket.status == "waiting_resident":
-        change_status(session, ticket, "in_progress", note="the resident answered", now=now)
+    if contact.sender_kind == "human":
+        reopened = resident_wrote(session, ticket, kind=contact.kind, now=now)
     record_event(
         session,
         ticket,
@@ -437,6 +428,17 @@ def _receive_once(
         reopened = _answered(session, contact, ticket, interaction_id, now)
     else:
         events, jobs = _new_ticket_rows(contact, new, linked, now)
+        if contact.sender_kind == "human" and contact.channel == "voice" and contact.text.strip():
+            jobs.append(  # the caller heard the reference; the SMS keeps it (`received`)
+                job_row(
+                    "send_scripted_reply",
+                    dedupe_key=f"reply:received:{ticket_id}:",
+                    now=now,
+                    ticket_id=ticket_id,
+                    event="received",
+                    key="",
+                )
+            )
         if contact.sender_kind == "human":
             jobs.append(
                 job_row(

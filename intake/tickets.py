@@ -105,42 +105,6 @@ def enqueue_after_commit(
     return row
 
 
-def change_status(
-    session: Session,
-    ticket: Ticket,
-    status: str,
-    *,
-    actor: str = "system",
-    note: str = "",
-    now: datetime | None = None,
-) -> bool:
-    if status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}")
-    if ticket.status == status:
-        return False
-    previous = ticket.status
-    ticket.status = status
-    now = now or utcnow()
-    if status == "resolved":
-        ticket.resolved_at = now
-    elif status == "closed":
-        ticket.closed_at = now
-    elif previous in ("resolved", "closed"):
-        ticket.resolved_at = None
-        ticket.closed_at = None
-    record_event(
-        session,
-        ticket,
-        "status_changed",
-        note or f"{previous} → {status}",
-        actor=actor,
-        now=now,
-        previous=previous,
-        status=status,
-    )
-    return True
-
-
 def department_by_code(session: Session, code: str, config: HotlineConfig) -> Department:
     """The department row for a configured code, created from the configuration when missing.
 

@@ -68,10 +68,6 @@ def store_blob(data_dir: Path, data: bytes) -> str:
     return digest
 
 
-def blob_path(data_dir: Path, digest: str) -> Path:
-    return Path(data_dir) / "attachments" / digest[:2] / digest
-
-
 @dataclass(frozen=True)
 class Candidate:
     """One attachment-like MIME part, already decoded."""

@@ -76,7 +76,3 @@ def report(
     except SQLAlchemyError as exc:
         log.error("could not record health of %s (%s): %s", name, status, exc)
         return -1
-
-
-def read_health(session: Session, name: str) -> ChannelHealth | None:
-    return session.scalar(select(ChannelHealth).where(ChannelHealth.name == name))

@@ -146,11 +146,6 @@ def render(html: str) -> tuple[str, str | None]:
     return _extract_text(clean), clean
 
 
-def html_to_text(html: str) -> str:
-    """Readable plain text from HTML (see `render`)."""
-    return render(html)[0]
-
-
 def _extract_text(html: str) -> str:
     """Blocks become lines, links keep their address, quotes get ``>``. `html` must come from
     nh3: the stdlib HTMLParser alone is quadratic on hostile input (a megabyte of ``<``)."""

@@ -92,9 +92,3 @@ def quoted_text_start(text: str) -> int | None:
     if start is None or not text[:start].strip():
         return None
     return start
-
-
-def reply_part(text: str) -> str:
-    """The new text above the quote (the whole text when there is no quote)."""
-    start = quoted_text_start(text)
-    return text if start is None else text[:start].rstrip()

@@ -22,11 +22,6 @@ _MSGID = re.compile(r"<([^<>\s]{1,500})>")
 _SIGNED = re.compile(
     r"^<hl\.([a-z]{1,10}-\d{1,10})\.([a-z0-9_-]{1,40})\.([0-9a-f]{16})@([^<>@\s]+)>$"
 )
-_REPLY_PREFIX = re.compile(
-    r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|tr|rif|antw|回复|回覆|答复|答覆|转发|轉寄|转寄|轉發)"
-    r"\s*(?:\[\d+\])?\s*[:：]\s*)+",
-    re.IGNORECASE,
-)
 _OPEN = "[【〔〖(「"
 _CLOSE = "]】〕〗)」"
 _BODY_MARKER = re.compile(r"\{#([A-Za-z]{1,10}-\d{1,10})\.([0-9a-f]{8})#\}")
@@ -114,11 +109,6 @@ def signed_ref_in(settings: Settings, ids: tuple[str, ...]) -> str | None:
         if ref:
             return ref
     return None
-
-
-def strip_reply_prefixes(subject: str) -> str:
-    """``回复：Re: 答复: 漏水`` → ``漏水`` (NFKC first, so full-width colons count)."""
-    return _REPLY_PREFIX.sub("", unicodedata.normalize("NFKC", subject or "")).strip()
 
 
 def _token_pattern(prefix: str) -> re.Pattern[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,42 @@ def _pg_reachable(url: str) -> bool:
         return True
     except Exception:
         return False
+
+
+def travel_destination(spec: str) -> datetime:
+    """Where HOTLINE_TEST_TRAVEL sends the whole test run: `+365d` (days from now), an ISO time,
+    or `friday-before-holiday` (the next Friday 23:59 in the centre's time zone whose weekend or
+    following Monday holds a public holiday)."""
+    from intake.config import load_config
+
+    now = datetime.now(UTC)
+    if spec.startswith("+") and spec.endswith("d"):
+        return now + timedelta(days=int(spec[1:-1]))
+    if spec == "friday-before-holiday":
+        config = load_config(None)
+        from intake.calendar import is_holiday
+
+        day = now.astimezone(config.timezone).date()
+        for _ in range(800):
+            day += timedelta(days=1)
+            if day.weekday() == 4 and any(
+                is_holiday(day + timedelta(days=n), config) for n in (1, 2, 3)
+            ):
+                return datetime.combine(day, time(23, 59), config.timezone)
+        raise RuntimeError("no Friday before a holiday in the next two years")
+    return datetime.fromisoformat(spec)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """HOTLINE_TEST_TRAVEL moves this process's clock (time-machine, ticking) before any test:
+    the suite must not care what day it is run on."""
+    spec = os.environ.get("HOTLINE_TEST_TRAVEL")
+    if spec:
+        import time_machine
+
+        destination = travel_destination(spec)
+        time_machine.travel(destination, tick=True).start()
+        print(f"HOTLINE_TEST_TRAVEL={spec}: the clock reads {datetime.now(UTC).isoformat()}")
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
 from intake.config import Settings
-from intake.lifecycle import read_follow_up_token, record_follow_up_answer
+from intake.lifecycle import answer_link, link_state, read_follow_up_token
 from intake.models import Callback, Page, Ticket, utcnow
 from intake.phrases import render, spoken_ref
 from intake.tickets import record_event
@@ -144,6 +144,10 @@ def follow_up_answer(token: str) -> tuple[str, int, dict[str, str]]:
     answer = parsed[1]
     language = callback.ticket.language
     label = _answer_label(answer, language)
+    state = link_state(g.db, callback, answer, settings.config)
+    if request.method == "GET" and state != "open":
+        said = escape(render(f"survey_answer_{state}", language))
+        return _resident_page(language, Markup(f"<p>{said}</p>")), 200, headers
     if request.method == "GET":
         question = escape(render("survey_answer_confirm", language, answer=label))
         button = escape(render("survey_answer_send", language))
@@ -151,7 +155,20 @@ def follow_up_answer(token: str) -> tuple[str, int, dict[str, str]]:
             f'<form method="post"><p>{question}</p><button type="submit">{button}</button></form>'
         )
         return _resident_page(language, Markup(form)), 200, headers
-    record_follow_up_answer(g.db, callback, answer, actor=f"resident via email ({callback.email})")
+    outcome = answer_link(
+        g.db,
+        callback,
+        answer,
+        actor=f"resident via email ({callback.email or callback.ticket.contact_email})",
+        config=settings.config,
+    )
     g.db.commit()
+    if outcome in ("expired", "already_answered"):
+        said = escape(render(f"survey_answer_{outcome}", language))
+        return (
+            _resident_page(language, Markup(f"<p>{said}</p>")),
+            410 if outcome == "expired" else 200,
+            headers,
+        )
     thanks = escape(render("survey_answer_thanks", language, answer=label))
     return _resident_page(language, Markup(f"<p>{thanks}</p>")), 200, headers

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from twilio.twiml.voice_response import Dial, Enqueue
 from werkzeug.exceptions import HTTPException
 
+from intake import lifecycle
 from intake.calendar import describe_hours, is_open
 from intake.classify import classify
 from intake.config import HotlineConfig, Settings
 from intake.models import Call, Callback, CallbackAttempt, CallStatusEvent, Resident, Ticket, utcnow
 from intake.phrases import spoken_ref
 from intake.service import is_participant
-from intake.tickets import change_status, enqueue_after_commit, format_ref, record_event
+from intake.tickets import enqueue_after_commit, format_ref, record_event
 from voice import filing
 from voice.dialer import FINAL_STATUSES as TERMINAL
 from voice.languages import VoiceLanguage, language, menu_languages, resident_language
@@ -882,58 +883,52 @@ def outbound() -> Response:
     return script.http()
 
 
-def _close_callback(session: Session, callback_id: int) -> None:
-    callback = session.get(Callback, callback_id)
-    if callback is not None:
-        callback.outcome = "reached"
-        callback.status = "done"
+def _ask_survey(script: Script, attempt: CallbackAttempt) -> None:
+    """The satisfaction question (1–5 by key or by speech: "五分", "five"), asked twice at most."""
+    gather = script.gather(
+        "/voice/outbound/survey",
+        input="dtmf speech",
+        num_digits=1,
+        timeout=8,
+        attempt=attempt.id,
+    )
+    script.say("voice_survey_question", gather)
+    script.say("voice_goodbye")
+    script.hangup()
 
 
 @bp.post("/outbound/follow-up")
 def outbound_follow_up() -> Response:
+    """ "Is it fixed?" — 1 fixed (then the survey where configured), 2 not fixed (reopened to
+    the same department, told at once); the lifecycle takes one answer per follow-up."""
     _call()
     found = _attempt_context()
     if found is None:
         abort(404, description="no such callback attempt")
-    attempt, callback, ticket, lang = found
+    attempt, callback, _ticket, lang = found
     digits = _param("Digits", MAX_DIGITS)
     script = _outbound_script(lang)
     if digits not in ("1", "2"):
         script.say("voice_invalid_choice")
         script.redirect("/voice/outbound", attempt=attempt.id, again=1)
         return script.http()
+    answer = "fixed" if digits == "1" else "not_fixed"
     with _sessions()() as session:
-        row = session.get(Ticket, ticket.id)
-        assert row is not None
         answered = session.get(Callback, callback.id)
-        first_answer = answered is not None and answered.status != "done"
-        if first_answer and digits == "1":
-            record_event(
-                session,
-                row,
-                "follow_up_fixed",
-                "the resident confirmed it is fixed",
-                attempt_id=attempt.id,
-            )
-        elif first_answer:
-            change_status(session, row, "in_progress", note="the resident says it is not fixed")
-            record_event(
-                session,
-                row,
-                "follow_up_not_fixed",
-                "the resident says it is not fixed",
-                attempt_id=attempt.id,
-            )
-            enqueue_after_commit(
-                session,
-                "notify_department",
-                dedupe_key=f"notfixed:{attempt.id}",
-                ticket_id=row.id,
-                reason="not_fixed",
-            )
-        _close_callback(session, callback.id)
+        assert answered is not None
+        lifecycle.answer_follow_up(
+            session,
+            answered,
+            answer,
+            actor=f"resident by phone ({answered.phone})",
+            config=_config(),
+            now=_now(),
+        )
         session.commit()
-    script.say("voice_follow_up_fixed" if digits == "1" else "voice_follow_up_not_fixed")
+    if answer == "fixed" and lifecycle.survey_wanted(_config()):
+        _ask_survey(script, attempt)
+        return script.http()
+    script.say("voice_follow_up_fixed" if answer == "fixed" else "voice_follow_up_not_fixed")
     script.hangup()
     return script.http()
 
@@ -944,22 +939,23 @@ def outbound_survey() -> Response:
     found = _attempt_context()
     if found is None:
         abort(404, description="no such callback attempt")
-    attempt, callback, ticket, lang = found
-    digits = _param("Digits", MAX_DIGITS)
+    attempt, callback, _ticket, lang = found
+    score = lifecycle.survey_score(
+        _param("Digits", MAX_DIGITS) or _param("SpeechResult", filing.MAX_SPEECH_CHARS)
+    )
     script = _outbound_script(lang)
-    if digits not in ("1", "2", "3", "4", "5"):
+    if score is None:
         script.say("voice_invalid_choice")
-        script.redirect("/voice/outbound", attempt=attempt.id, again=1)
+        _ask_survey(script, attempt)
         return script.http()
     with _sessions()() as session:
-        row = session.get(Ticket, ticket.id)
-        assert row is not None
-        if row.satisfaction != int(digits):
-            row.satisfaction = int(digits)
-            record_event(
-                session, row, "survey_answered", f"satisfaction {digits}/5", score=int(digits)
-            )
-        _close_callback(session, callback.id)
+        answered = session.get(Callback, callback.id)
+        assert answered is not None
+        lifecycle.answer_survey(
+            session, answered, score, actor=f"resident by phone ({answered.phone})", now=_now()
+        )
+        if answered.status != "done":
+            answered.status, answered.outcome = "done", answered.outcome or "reached"
         session.commit()
     script.say("voice_survey_thanks")
     script.hangup()

@@ -116,6 +116,7 @@ def _callback_status_labels() -> dict[str, str]:
         "completed": _("Done"),
         "failed": _("Failed"),
         "cancelled": _("Cancelled"),
+        "needs_operator": _("Needs an operator"),
     }
 
 

@@ -25,6 +25,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from intake import lifecycle
 from intake.callbacks import schedule_callback
 from intake.models import (
     Attachment,
@@ -48,12 +49,12 @@ from intake.tickets import (
     change_category,
     change_department,
     change_priority,
-    change_status,
     enqueue_after_commit,
     record_event,
 )
 from web.auth import STAFF, actor, can_see, current_operator, login_required, visible_tickets
 from web.files import safe_content_type, stored_path
+from web.labels import status_label
 from web.phrases import canned_replies, is_canned, render_canned
 from web.queue import sla_state
 from web.sanitize import sanitize_email_html, split_quoted_text
@@ -192,6 +193,12 @@ def show(ref: str) -> Any:
         merged_into=merged_into,
         duplicates=duplicates,
         can_act=op is not None and op.role in STAFF,
+        callbacks_owed=[
+            c
+            for c in ticket.callbacks
+            if c.status in ("scheduled", "in_progress", "needs_operator")
+            and c.purpose != "follow_up"
+        ],
         now=now,
     )
     # Remote images are parked behind data-remote-src; the operator's click may then load them.
@@ -281,7 +288,12 @@ def update(ref: str) -> Any:
         if status == "resolved":
             flash(_("Resolve with a resolution note below."), "error")
             return _back(ticket)
-        change_status(g.db, ticket, status, actor=who)
+        try:
+            lifecycle.change(g.db, ticket, status, actor=who, config=config)
+        except lifecycle.TransitionRefused as refused:
+            g.db.rollback()
+            flash(refusal_message(refused, ticket, status), "error")
+            return _back(ticket)
     if op is not None and op.role in STAFF:
         category = form.get("category")
         if category and category != ticket.category:
@@ -303,7 +315,7 @@ def update(ref: str) -> Any:
                 abort(400)
             moved = change_department(g.db, ticket, dept, actor=who)
             if moved and ticket.status == "new" and dept is not None:
-                change_status(g.db, ticket, "routed", actor=who)
+                lifecycle.route_by_hand(g.db, ticket, actor=who)
         if "assignee" in form:
             _assign(ticket, form["assignee"])
     g.db.commit()
@@ -340,8 +352,7 @@ def take(ref: str) -> Any:
     ticket = load_ticket(ref)
     op = current_operator()
     _assign(ticket, str(op.id))  # type: ignore[union-attr]
-    if ticket.status in ("new", "routed"):
-        change_status(g.db, ticket, "in_progress", actor=actor())
+    lifecycle.start_work(g.db, ticket, actor=actor())
     g.db.commit()
     return _back(ticket)
 
@@ -365,7 +376,8 @@ def merge(ref: str) -> Any:
         seen.add(target.id)
         target = g.db.get(Ticket, target.merged_into_id)
     duplicate.merged_into_id = ticket.id
-    change_status(g.db, duplicate, "closed", actor=actor(), note=f"merged into {ticket.ref}")
+    if duplicate.status != "closed":
+        lifecycle.close(g.db, duplicate, actor=actor(), note=f"merged into {ticket.ref}")
     record_event(
         g.db, duplicate, "merged", f"merged into {ticket.ref}", actor=actor(), into=ticket.ref
     )
@@ -453,6 +465,9 @@ def callback(ref: str) -> Any:
         not_before=not_before,
         actor=actor(),
     )
+    lifecycle.owe_reply(
+        g.db, ticket, "callback_scheduled", key=f"cb{cb.id}", now=cb.created_at, callback_id=cb.id
+    )
     g.db.commit()
     tz = config.timezone
     flash(
@@ -495,15 +510,40 @@ def call_now(ref: str) -> Any:
 @login_required()
 def resolve(ref: str) -> Any:
     ticket = load_ticket(ref)
+    config = current_app.config["HOTLINE_SETTINGS"].config
     note_text = (request.form.get("resolution_note") or "").strip()
-    if not note_text:
-        flash(_("A resolution note is required."), "error")
+    try:
+        done = lifecycle.resolve(g.db, ticket, note_text, actor=actor(), config=config)
+    except lifecycle.TransitionRefused as refused:
+        g.db.rollback()
+        flash(refusal_message(refused, ticket, "resolved"), "error")
         return _back(ticket)
-    ticket.resolution_note = note_text
-    change_status(g.db, ticket, "resolved", actor=actor(), note=f"resolved: {note_text[:200]}")
     g.db.commit()
     flash(_("Ticket resolved."))
+    tz = config.timezone
+    for kept in done.kept:
+        flash(
+            _(
+                "A callback you promised is still due at %(when)s: cancel it on the callbacks "
+                "board if it is no longer needed.",
+                when=kept.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            ),
+            "warning",
+        )
     return _back(ticket)
+
+
+def refusal_message(refused: lifecycle.TransitionRefused, ticket: Ticket, status: str) -> str:
+    """The lifecycle's refusal in the operator's language."""
+    if refused.code == "needs_note":
+        return _("A resolution note is required.")
+    if refused.code == "needs_department":
+        return _("Choose a department first.")
+    return _(
+        "A ticket that is %(current)s cannot be set to %(wanted)s.",
+        current=status_label(ticket.status),
+        wanted=status_label(status),
+    )
 
 
 @bp.get("/attachments/<int:attachment_id>")

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, union_all, update
 
 from intake.db import get_engine, reader, session_scope
+from intake.lifecycle import routed_jobs
 from intake.models import Department, Event, Outbox, Ticket, utcnow
 from intake.routing import decide, sla_due_times, ticket_facts, ticket_facts_query
 from intake.tickets import INSERT_EVENTS, INSERT_JOBS, department_by_code, event_row, job_row
@@ -44,19 +45,27 @@ _ROUTE = (
 )
 
 
-def _after(claimed: Any, table: Table, prefix: str, columns: Iterable[str]) -> Any:
-    """An INSERT of one row of `table` that happens only if the claim did (PostgreSQL CTE)."""
-    values = [bindparam(prefix + name, type_=table.c[name].type) for name in columns]
-    return insert(table).from_select(list(columns), select(*values).select_from(claimed))
+def _after(claimed: Any, table: Table, prefixes: Iterable[str], columns: Iterable[str]) -> Any:
+    """An INSERT of one row of `table` per prefix that happens only if the claim did (PostgreSQL
+    CTE); each row's values are the parameters named `<prefix><column>`."""
+    columns = list(columns)
+    rows = [
+        select(
+            *[bindparam(prefix + name, type_=table.c[name].type) for name in columns]
+        ).select_from(claimed)
+        for prefix in prefixes
+    ]
+    source = rows[0] if len(rows) == 1 else union_all(*rows).subquery()
+    return insert(table).from_select(columns, source)
 
 
 def _route_and_record() -> Any:
     """Claim, event and notification job as one statement: on a connection without a
     transaction it is its own atomic transaction, one round trip where there were five."""
     claimed = _ROUTE.cte("claimed")
-    event = _after(claimed, Event.__table__, "event_", event_row(0, "", "").keys())
-    notify = _after(claimed, Outbox.__table__, "job_", job_row("").keys())
-    return select(claimed.c.id).add_cte(event.cte("routed_event"), notify.cte("notify_job"))
+    event = _after(claimed, Event.__table__, ["event_"], event_row(0, "", "").keys())
+    jobs = _after(claimed, Outbox.__table__, ["job_", "reply_"], job_row("").keys())
+    return select(claimed.c.id).add_cte(event.cte("routed_event"), jobs.cte("routed_jobs"))
 
 
 _ROUTE_AND_RECORD = _route_and_record()
@@ -95,18 +104,12 @@ def route_ticket(ticket_id: int) -> str:
             reasons=list(decision.reasons),
             notify=list(decision.notify),
         )
-        notify = job_row(
-            "notify_department",
-            queue="urgent" if decision.priority in ("P1", "P2") else "default",
-            dedupe_key=f"notify:routed:{ticket_id}",
-            ticket_id=ticket_id,
-            reason="routed",
-        )
-        routed = _claim(url, connection, claim, event, notify)
+        jobs = routed_jobs(ticket_id, decision.priority, claim["now"])
+        routed = _claim(url, connection, claim, event, jobs)
         if not routed and _department_missing(connection, decision.department):
             with session_scope(url) as session:  # a configured department's first ticket
                 department_by_code(session, decision.department, cfg)
-            routed = _claim(url, connection, claim, event, notify)
+            routed = _claim(url, connection, claim, event, jobs)
     if not routed:
         return "already routed"
     return f"routed to {decision.department} by {decision.rule}"
@@ -117,17 +120,25 @@ def _claim(
     connection: Connection,
     claim: dict[str, Any],
     event: dict[str, Any],
-    notify: dict[str, Any],
+    jobs: list[dict[str, Any]],
 ) -> bool:
+    """The claim with what routing owes (`intake.lifecycle.routed_jobs`: the department's
+    notification, the resident's message), all or nothing."""
     if connection.dialect.name == "postgresql":  # `connection` runs without a transaction
-        params = {**claim, **_prefixed("event_", event), **_prefixed("job_", notify)}
+        notify, reply = jobs
+        params = {
+            **claim,
+            **_prefixed("event_", event),
+            **_prefixed("job_", notify),
+            **_prefixed("reply_", reply),
+        }
         return connection.execute(_ROUTE_AND_RECORD, params).first() is not None
     connection.rollback()  # SQLite has no INSERT in a CTE: end the read, take the write lock
     with get_engine(url).begin() as writing:
         if writing.execute(_ROUTE, claim).first() is None:
             return False
         writing.execute(INSERT_EVENTS, event)
-        writing.execute(INSERT_JOBS, notify)
+        writing.execute(INSERT_JOBS, jobs)
     return True
 
 
@@ -151,6 +162,7 @@ def _registry() -> dict[str, Callable[..., Any]]:
         place_callback,
         place_callbacks,
     )
+    from worker.lifecycle import close_if_quiet
     from worker.notify import notify_department, page_escalate, page_step, send_department_digests
     from worker.replies import acknowledge
     from worker.scripted import send_scripted_reply
@@ -171,6 +183,7 @@ def _registry() -> dict[str, Callable[..., Any]]:
         "chase_silent_calls": chase_silent_calls,
         "sla_sweep": sla_sweep,
         "send_sms": send_sms,
+        "close_if_quiet": close_if_quiet,
         "fetch_recording": fetch_recording,
         "send_email": send_email,
         "process_raw_message": process_raw_message,

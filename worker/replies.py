@@ -130,6 +130,11 @@ def acknowledge(ticket_id: int, interaction_id: int) -> str:
             else (inbound.meta or {}).get("sender_name"),
             "received_at": received,
             "department": dept,
+            "resolution_due": (
+                ticket.resolution_due_at.astimezone(cfg.timezone).strftime("%Y-%m-%d %H:%M")
+                if ticket.resolution_due_at and ticket.department
+                else ""
+            ),
         }
         references = [str(r) for r in (inbound.meta or {}).get("references") or []]
         message = OutgoingMessage(
@@ -140,7 +145,11 @@ def acknowledge(ticket_id: int, interaction_id: int) -> str:
             body_text=render("ack_email_body", language, **context),
             in_reply_to=inbound.external_id,
             references=" ".join([*references, inbound.external_id or ""]).strip() or None,
-            headers={"automatic": True},
+            # the department it named: the "routed" message need not say it again
+            headers={
+                "automatic": True,
+                "department": ticket.department.code if ticket.department else None,
+            },
             template=ACK_TEMPLATE,
             dedupe_key=dedupe_key,
             status="queued",

@@ -1,8 +1,10 @@
 """Scripted replies (標準用語) for each event, channel and language, each sent at most once.
 
-Templates: `intake/templates/<lang>/reply_<event>_email_subject.txt`, `..._email_body.txt`,
-`reply_<event>_sms.txt` and `reply_<event>_voice.txt` (the survey uses `survey_...`). The console
-lists the same files as canned replies (`canned_replies`).
+Templates: `intake/templates/<lang>/reply_<event>_email_subject.txt`, `..._email_body.txt` and
+`reply_<event>_sms.txt` (the survey uses `survey_...`); what a caller hears on the phone is a
+`voice_*` prompt of the call itself. The events are owed by `intake.lifecycle` (and the callback
+jobs). An SMS never goes out in quiet hours: it waits for their end. The console lists the same
+files as canned replies (`canned_replies`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from intake.calendar import after_quiet_hours
 from intake.config import HotlineConfig, Settings
-from intake.lifecycle import follow_up_token
+from intake.lifecycle import LINK_ANSWERS, follow_up_token
 from intake.models import Callback, ContactPoint, Interaction, OutgoingMessage, Ticket, utcnow
 from intake.phrases import TEMPLATE_DIR, render, spoken_ref
 from intake.tickets import enqueue_after_commit
 from worker.context import config, sessions, settings
+from worker.replies import ACK_TEMPLATE
 
 EVENTS = (
     "received",
@@ -65,11 +69,16 @@ def reply_context(
         if cb is not None:
             due = cb.due_at.astimezone(cfg.timezone).strftime("%Y-%m-%d %H:%M")
             base = stg.public_base_url.rstrip("/")
-            for answer in ("fixed", "not_fixed", "1", "2", "3", "4", "5"):
+            for answer in LINK_ANSWERS:
                 token = follow_up_token(stg.secret_key, cb.id, answer)
                 links[answer] = f"{base}/followup/{token}"
+    resolution_due = ""
+    if ticket.resolution_due_at is not None:
+        local = ticket.resolution_due_at.astimezone(cfg.timezone)
+        resolution_due = local.strftime("%Y-%m-%d %H:%M")
     return {
         "company": cfg.company(language),
+        "resolution_due": resolution_due,
         "ref": ticket.ref,
         "ref_spoken": spoken_ref(ticket.ref or "", language),
         "name": ticket.resident.name if ticket.resident else None,
@@ -123,6 +132,24 @@ def _last_inbound_email(session: Session, ticket_id: int) -> str | None:
     )
 
 
+def _acknowledged_with(session: Session, ticket: Ticket) -> bool:
+    """The email acknowledgement went out after routing and named this department."""
+    if ticket.department is None:
+        return False
+    return (
+        session.scalar(
+            select(OutgoingMessage.id)
+            .where(
+                OutgoingMessage.ticket_id == ticket.id,
+                OutgoingMessage.template == ACK_TEMPLATE,
+                OutgoingMessage.headers["department"].as_string() == ticket.department.code,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def send_scripted_reply(
     ticket_id: int,
     event: str,
@@ -145,10 +172,14 @@ def send_scripted_reply(
         ticket = session.get(Ticket, ticket_id)
         if ticket is None:
             return "no such ticket"
+        if event == "routed" and not (ticket.description or "").strip():
+            return "a contact without a request (a missed call): its callback speaks for it"
         target = _channel_for(session, ticket, channel, avoid_phone)
         if target is None:
             return "no way to reach the resident in writing"
         kind, to = target
+        if event == "routed" and kind == "email" and _acknowledged_with(session, ticket):
+            return "the acknowledgement already named the department"
         context = reply_context(session, ticket, cfg, stg, note=note, callback_id=callback_id)
         base = template_base(event)
         language = ticket.language
@@ -173,26 +204,14 @@ def send_scripted_reply(
         except IntegrityError:
             session.rollback()
             return "already sent"
+        now = utcnow()
         enqueue_after_commit(
             session,
             "send_email" if kind == "email" else "send_sms",
             dedupe_key=f"send:{message.id}",
+            available_at=now if kind == "email" else after_quiet_hours(now, cfg),
+            now=now,
             outgoing_id=message.id,
         )
         session.commit()
         return f"{event} {kind} {message.id} queued"
-
-
-def queue_reply(
-    session: Session, ticket: Ticket, event: str, *, key: str = "", **args: Any
-) -> None:
-    """Ask for a scripted reply after this transaction commits (what intake and the console call)."""
-    enqueue_after_commit(
-        session,
-        "send_scripted_reply",
-        dedupe_key=f"reply:{event}:{ticket.id}:{key}",
-        ticket_id=ticket.id,
-        event=event,
-        key=key,
-        **args,
-    )

@@ -13,7 +13,6 @@ from mail.threads import (
     make_message_id,
     normalize_message_id,
     parse_id_list,
-    strip_reply_prefixes,
     verify_message_id,
 )
 from tests.mail.synthetic import delivery_report, offline_settings, utf8_mail
@@ -68,11 +67,6 @@ def test_subject_token_is_tolerant(subject: str) -> None:
 @pytest.mark.parametrize("subject", ["HL-000123 漏水", "[XX-000123]", "[HL-]", "", "[HL-12a]"])
 def test_subject_without_a_token(subject: str) -> None:
     assert find_subject_token(subject, "HL") is None
-
-
-def test_reply_prefixes_are_stripped() -> None:
-    assert strip_reply_prefixes("回复：Re: 答复: 轉寄: FW: 漏水") == "漏水"
-    assert strip_reply_prefixes("Re[2]: AW: Leak") == "Leak"
 
 
 def test_message_id_normalization() -> None:

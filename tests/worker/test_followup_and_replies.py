@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from intake import clock
 from intake.config import LANGUAGES
-from intake.lifecycle import follow_up_token, resolve_ticket
+from intake.lifecycle import follow_up_token, resolve
 from intake.models import Callback, Event, Outbox, OutgoingMessage, Ticket
 from intake.phrases import render
 from intake.service import receive
@@ -23,11 +23,11 @@ from worker.scripted import EVENTS, canned_replies, send_scripted_reply, templat
 def _resolve(sessions, config, receipt, when):
     with sessions() as s:
         ticket = s.get(Ticket, receipt.ticket_id)
-        cb = resolve_ticket(
-            s, ticket, "換了水管", "engineering@hotline.localhost", config, now=when
+        done = resolve(
+            s, ticket, "換了水管", actor="engineering@hotline.localhost", config=config, now=when
         )
         s.commit()
-        return cb.id
+        return done.follow_up.id
 
 
 def test_resolving_a_repair_schedules_the_follow_up_in_the_next_allowed_window(
@@ -150,6 +150,7 @@ def test_every_event_has_strict_templates_in_every_language(language, event):
         "category": "c",
         "department": "d",
         "due": "2026-11-30 09:00",
+        "resolution_due": "2026-12-09 16:00",
         "note": "",
         "links": {a: f"https://x/{a}" for a in ("fixed", "not_fixed", "1", "2", "3", "4", "5")},
     }

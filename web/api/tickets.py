@@ -11,6 +11,7 @@ from flask import g, jsonify, request
 from sqlalchemy import JSON, Row, Select, func, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
+from intake import lifecycle
 from intake.config import HotlineConfig
 from intake.models import (
     Building,
@@ -40,7 +41,6 @@ from intake.tickets import (
     change_category,
     change_department,
     change_priority,
-    change_status,
     record_event,
 )
 from web.api.common import (
@@ -310,7 +310,7 @@ def update_ticket(ref: str) -> Any:
         and dept is not None
         and status is None
     ):
-        change_status(g.db, ticket, "routed", actor=who)
+        lifecycle.route_by_hand(g.db, ticket, actor=who)
     if assignee_change and (assignee.id if assignee else None) != ticket.assignee_id:
         record_event(
             g.db,
@@ -321,11 +321,22 @@ def update_ticket(ref: str) -> Any:
             assignee=assignee.email if assignee else None,
         )
         ticket.assignee = assignee
+    if status is not None and status != ticket.status:
+        try:
+            lifecycle.change(
+                g.db,
+                ticket,
+                status,
+                actor=who,
+                config=conf,
+                note=(note or ticket.resolution_note or "") if status == "resolved" else "",
+            )
+        except lifecycle.TransitionRefused as refused:
+            g.db.rollback()
+            raise ApiError(400, refused.code, refused.message) from None
     if note is not None and note != ticket.resolution_note:
         ticket.resolution_note = note
         record_event(g.db, ticket, "resolution_note", note[:200], actor=who)
-    if status is not None:
-        change_status(g.db, ticket, status, actor=who)
     ticket.updated_at = utcnow()
     g.db.commit()
     g.db.refresh(ticket)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, g, request
 from markupsafe import Markup, escape
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
 from intake.config import Settings
 from intake.lifecycle import read_follow_up_token, record_follow_up_answer
-from intake.models import Callback, Page, Ticket, utcnow
+from intake.models import Callback, Operator, Page, Ticket, utcnow
 from intake.phrases import render, spoken_ref
 from intake.tickets import record_event
 
@@ -44,30 +45,129 @@ def _twiml(response: VoiceResponse) -> Response:
     return Response(str(response), mimetype="application/xml")
 
 
-def acknowledge_page(page_id: int, by: str | None) -> bool:
-    """Someone on call pressed 1: stop the chain (the first acknowledgement wins)."""
-    session = g.db
-    changed = session.execute(
+def on_call_answered(
+    session: Session, ticket_id: int, number: str | None, *, how: str, page_id: int | None = None
+) -> bool:
+    """Someone on call answered the emergency (the caller's live <Dial>, or 1 pressed on a page
+    call): every page of the ticket stops, and they become its assignee (the operator whose phone
+    is `number`; without one, the timeline says who answered). The first answer wins; the caller
+    commits. Returns whether this answer was the first.
+
+    A ticket not paged yet gets its page row already acknowledged, so the page never starts.
+    """
+    now = utcnow()
+    by = number or "unknown"
+    stopped = session.execute(
         update(Page)
-        .where(Page.id == page_id, Page.status == "paging")
-        .values(status="acknowledged", acknowledged_by=by, acknowledged_at=utcnow())
+        .where(
+            Page.ticket_id == ticket_id,
+            Page.status.in_(("paging", "exhausted")),
+            *([Page.id == page_id] if page_id is not None else []),
+        )
+        .values(status="acknowledged", acknowledged_by=number, acknowledged_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
-    if changed:
-        page = session.get(Page, page_id)
-        ticket = session.get(Ticket, page.ticket_id)
+    if page_id is None and not stopped:
+        already = session.scalar(
+            select(Page.id).where(Page.ticket_id == ticket_id, Page.status == "acknowledged")
+        )
+        if already is not None:
+            return False
+        session.add(
+            Page(
+                ticket_id=ticket_id,
+                reason="emergency",
+                chain=[],
+                step=0,
+                status="acknowledged",
+                acknowledged_by=number,
+                acknowledged_at=now,
+            )
+        )
+    elif page_id is not None and not stopped:
+        return False
+    if page_id is not None:  # the other pages of the ticket stop too
+        session.execute(
+            update(Page)
+            .where(Page.ticket_id == ticket_id, Page.status.in_(("paging", "exhausted")))
+            .values(status="acknowledged", acknowledged_by=number, acknowledged_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    ticket = session.get(Ticket, ticket_id)
+    assert ticket is not None
+    record_event(
+        session,
+        ticket,
+        "page_acknowledged",
+        f"{by} answered ({how}): the on-call page stops",
+        actor=by,
+        number=number,
+        how=how,
+        page_id=page_id,
+    )
+    if ticket.first_responded_at is None:
+        ticket.first_responded_at = now
+    operator = (
+        session.scalar(
+            select(Operator)
+            .where(Operator.phone == number, Operator.active.is_(True))
+            .order_by(Operator.id)
+            .limit(1)
+        )
+        if number
+        else None
+    )
+    if operator is None:
         record_event(
             session,
             ticket,
-            "page_acknowledged",
-            f"acknowledged by {by or 'unknown'}",
-            actor=by or "on-call",
-            page_id=page_id,
+            "on_call_taken",
+            f"{by} (on call) has the emergency; no operator has that phone, so nobody is assigned",
+            actor=by,
+            number=number,
         )
-        if ticket.first_responded_at is None:
-            ticket.first_responded_at = utcnow()
+        return True
+    assigned = session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.assignee_id.is_(None))
+        .values(assignee_id=operator.id, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if assigned:
+        session.refresh(ticket, ["assignee_id"])
+        record_event(
+            session,
+            ticket,
+            "assigned",
+            operator.email,
+            actor=by,
+            assignee=operator.email,
+            reason=f"on call, answered the emergency ({how})",
+        )
+    else:
+        record_event(
+            session,
+            ticket,
+            "on_call_taken",
+            f"{operator.name} ({by}, on call) has the emergency; the ticket keeps its assignee",
+            actor=by,
+            number=number,
+            operator=operator.email,
+        )
+    return True
+
+
+def acknowledge_page(page_id: int, by: str | None) -> bool:
+    """Someone on call pressed 1: stop the chain (the first acknowledgement wins)."""
+    session = g.db
+    page = session.get(Page, page_id)
+    if page is None:
+        return False
+    first = on_call_answered(
+        session, page.ticket_id, by, how="pressed 1 on the page call", page_id=page_id
+    )
     session.commit()
-    return bool(changed)
+    return first
 
 
 @bp.route("/voice/page", methods=["GET", "POST"])

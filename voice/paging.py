@@ -1,12 +1,15 @@
 """Two small public routes owned by the worker side:
 
 - `/voice/page?page=<id>`: the TwiML an on-call person hears when paged; pressing 1 acknowledges
-  the page and stops the chain. Requests must carry a valid X-Twilio-Signature.
+  the page, stops the chain and makes them the ticket's assignee (`on_call_answered`, which the
+  caller's live <Dial> uses too). Requests must carry a valid X-Twilio-Signature.
 - `/followup/<token>`: the one-click answers in a follow-up / survey email (signed tokens): the
   link shows the answer with a button, and the button records it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, request
 from markupsafe import Markup, escape
@@ -23,6 +26,8 @@ from intake.tickets import record_event
 
 bp = Blueprint("paging", __name__)
 
+# A page still running, or one that ran out of people (a late answer still counts).
+STOPPABLE = ("paging", "exhausted")
 SAY_LANGUAGES = {"zh-Hant": "cmn-TW", "zh-Hans": "cmn-CN", "en": "en-US"}
 
 
@@ -57,41 +62,35 @@ def on_call_answered(
     """
     now = utcnow()
     by = number or "unknown"
-    stopped = session.execute(
-        update(Page)
-        .where(
-            Page.ticket_id == ticket_id,
-            Page.status.in_(("paging", "exhausted")),
-            *([Page.id == page_id] if page_id is not None else []),
+
+    def stop(*which: Any) -> int:
+        return int(
+            session.execute(
+                update(Page)
+                .where(Page.ticket_id == ticket_id, Page.status.in_(STOPPABLE), *which)
+                .values(status="acknowledged", acknowledged_by=number, acknowledged_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
         )
-        .values(status="acknowledged", acknowledged_by=number, acknowledged_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if page_id is None and not stopped:
-        already = session.scalar(
+
+    if page_id is not None:  # 1 pressed on this page's call: it must still be running
+        if not stop(Page.id == page_id):
+            return False
+        stop()  # and any other page of the ticket
+    elif not stop():
+        if session.scalar(
             select(Page.id).where(Page.ticket_id == ticket_id, Page.status == "acknowledged")
-        )
-        if already is not None:
+        ):
             return False
         session.add(
             Page(
                 ticket_id=ticket_id,
                 reason="emergency",
                 chain=[],
-                step=0,
                 status="acknowledged",
                 acknowledged_by=number,
                 acknowledged_at=now,
             )
-        )
-    elif page_id is not None and not stopped:
-        return False
-    if page_id is not None:  # the other pages of the ticket stop too
-        session.execute(
-            update(Page)
-            .where(Page.ticket_id == ticket_id, Page.status.in_(("paging", "exhausted")))
-            .values(status="acknowledged", acknowledged_by=number, acknowledged_at=now)
-            .execution_options(synchronize_session=False)
         )
     ticket = session.get(Ticket, ticket_id)
     assert ticket is not None

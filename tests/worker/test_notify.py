@@ -108,7 +108,14 @@ def test_an_emergency_nobody_acknowledges_walks_the_whole_on_call_chain(demo, se
     assert "management@example.com" not in {
         m.to for m in _messages(sessions, template="notify_department_email")
     }
+    from worker.sla import sla_sweep
+
+    with clock.frozen(moment + timedelta(hours=1)):  # the SLA sweep sees the same breach
+        sla_sweep()
     run_jobs(conn, moment + timedelta(hours=1))
+    with clock.frozen(moment + timedelta(hours=2)):
+        sla_sweep()
+    run_jobs(conn, moment + timedelta(hours=2))
     with sessions() as s:
         assert len(s.scalars(select(Call).where(Call.purpose == "page")).all()) == 3
         ticket = s.get(Ticket, ticket_id)

@@ -1,27 +1,33 @@
 """Two small public routes owned by the worker side:
 
 - `/voice/page?page=<id>`: the TwiML an on-call person hears when paged; pressing 1 acknowledges
-  the page and stops the chain. Requests must carry a valid X-Twilio-Signature.
+  the page, stops the chain and makes them the ticket's assignee (`on_call_answered`, which the
+  caller's live <Dial> uses too). Requests must carry a valid X-Twilio-Signature.
 - `/followup/<token>`: the one-click answers in a follow-up / survey email (signed tokens): the
   link shows the answer with a button, and the button records it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, abort, current_app, g, request
 from markupsafe import Markup, escape
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
 from intake.config import Settings
 from intake.lifecycle import answer_link, link_state, read_follow_up_token
-from intake.models import Callback, Page, Ticket, utcnow
+from intake.models import Callback, Operator, Page, Ticket, utcnow
 from intake.phrases import render, spoken_ref
 from intake.tickets import record_event
 
 bp = Blueprint("paging", __name__)
 
+# A page still running, or one that ran out of people (a late answer still counts).
+STOPPABLE = ("paging", "exhausted")
 SAY_LANGUAGES = {"zh-Hant": "cmn-TW", "zh-Hans": "cmn-CN", "en": "en-US"}
 
 
@@ -44,30 +50,123 @@ def _twiml(response: VoiceResponse) -> Response:
     return Response(str(response), mimetype="application/xml")
 
 
-def acknowledge_page(page_id: int, by: str | None) -> bool:
-    """Someone on call pressed 1: stop the chain (the first acknowledgement wins)."""
-    session = g.db
-    changed = session.execute(
-        update(Page)
-        .where(Page.id == page_id, Page.status == "paging")
-        .values(status="acknowledged", acknowledged_by=by, acknowledged_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if changed:
-        page = session.get(Page, page_id)
-        ticket = session.get(Ticket, page.ticket_id)
+def on_call_answered(
+    session: Session, ticket_id: int, number: str | None, *, how: str, page_id: int | None = None
+) -> bool:
+    """Someone on call answered the emergency (the caller's live <Dial>, or 1 pressed on a page
+    call): every page of the ticket stops, and they become its assignee (the operator whose phone
+    is `number`; without one, the timeline says who answered). The first answer wins; the caller
+    commits. Returns whether this answer was the first.
+
+    A ticket not paged yet gets its page row already acknowledged, so the page never starts.
+    """
+    now = utcnow()
+    by = number or "unknown"
+
+    def stop(*which: Any) -> int:
+        return int(
+            session.execute(
+                update(Page)
+                .where(Page.ticket_id == ticket_id, Page.status.in_(STOPPABLE), *which)
+                .values(status="acknowledged", acknowledged_by=number, acknowledged_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        )
+
+    if page_id is not None:  # 1 pressed on this page's call: it must still be running
+        if not stop(Page.id == page_id):
+            return False
+        stop()  # and any other page of the ticket
+    elif not stop():
+        if session.scalar(
+            select(Page.id).where(Page.ticket_id == ticket_id, Page.status == "acknowledged")
+        ):
+            return False
+        session.add(
+            Page(
+                ticket_id=ticket_id,
+                reason="emergency",
+                chain=[],
+                status="acknowledged",
+                acknowledged_by=number,
+                acknowledged_at=now,
+            )
+        )
+    ticket = session.get(Ticket, ticket_id)
+    assert ticket is not None
+    record_event(
+        session,
+        ticket,
+        "page_acknowledged",
+        f"{by} answered ({how}): the on-call page stops",
+        actor=by,
+        number=number,
+        how=how,
+        page_id=page_id,
+    )
+    if ticket.first_responded_at is None:
+        ticket.first_responded_at = now
+    operator = (
+        session.scalar(
+            select(Operator)
+            .where(Operator.phone == number, Operator.active.is_(True))
+            .order_by(Operator.id)
+            .limit(1)
+        )
+        if number
+        else None
+    )
+    if operator is None:
         record_event(
             session,
             ticket,
-            "page_acknowledged",
-            f"acknowledged by {by or 'unknown'}",
-            actor=by or "on-call",
-            page_id=page_id,
+            "on_call_taken",
+            f"{by} (on call) has the emergency; no operator has that phone, so nobody is assigned",
+            actor=by,
+            number=number,
         )
-        if ticket.first_responded_at is None:
-            ticket.first_responded_at = utcnow()
+        return True
+    assigned = session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.assignee_id.is_(None))
+        .values(assignee_id=operator.id, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if assigned:
+        session.refresh(ticket, ["assignee_id"])
+        record_event(
+            session,
+            ticket,
+            "assigned",
+            operator.email,
+            actor=by,
+            assignee=operator.email,
+            reason=f"on call, answered the emergency ({how})",
+        )
+    else:
+        record_event(
+            session,
+            ticket,
+            "on_call_taken",
+            f"{operator.name} ({by}, on call) has the emergency; the ticket keeps its assignee",
+            actor=by,
+            number=number,
+            operator=operator.email,
+        )
+    return True
+
+
+def acknowledge_page(page_id: int, by: str | None) -> bool:
+    """Someone on call pressed 1: stop the chain (the first acknowledgement wins)."""
+    session = g.db
+    page = session.get(Page, page_id)
+    if page is None:
+        return False
+    first = on_call_answered(
+        session, page.ticket_id, by, how="pressed 1 on the page call", page_id=page_id
+    )
     session.commit()
-    return bool(changed)
+    return first
 
 
 @bp.route("/voice/page", methods=["GET", "POST"])

@@ -29,6 +29,7 @@ from intake.tickets import enqueue_after_commit, format_ref, record_event
 from voice import filing
 from voice.dialer import FINAL_STATUSES as TERMINAL
 from voice.languages import VoiceLanguage, language, menu_languages, resident_language
+from voice.paging import on_call_answered
 from voice.signature import is_valid, signed_url
 from voice.twiml import Script, empty, xml_response
 
@@ -508,12 +509,21 @@ def emergency_dialed() -> Response:
     script = _script(call)
     if status in ("completed", "answered"):
         filing.record_step(_sessions(), call.id, f"on_call_answered:{index}")
+        numbers = _on_call_numbers()
+        number = numbers[index] if index < len(numbers) else None
         if call.ticket_id is not None:
             with _sessions()() as session:
                 ticket = session.get(Ticket, call.ticket_id)
                 if ticket is not None:
                     record_event(
-                        session, ticket, "on_call_answered", f"on-call number {index + 1} answered"
+                        session,
+                        ticket,
+                        "on_call_answered",
+                        f"on-call number {index + 1} ({number or 'unknown'}) answered the caller",
+                        number=number,
+                    )
+                    on_call_answered(
+                        session, ticket.id, number, how="answered the caller's emergency call"
                     )
                     session.commit()
         script.say("voice_goodbye")

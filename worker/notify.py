@@ -2,7 +2,12 @@
 that calls the on-call chain one person at a time until someone presses 1.
 
 Settings (all optional) under `notifications:` in the configuration: `digest_priorities` (default
-[P4]), `page_ack_timeout_seconds` (default 120), `page_priorities` (default [P1]).
+[P4]), `page_ack_timeout_seconds` (default 120), `page_priorities` (default [P1]),
+`page_manager_after_minutes` (default `sla.manager_after_minutes`).
+
+An emergency page stops when someone on call answers: the caller's live <Dial> or 1 pressed on a
+page call (`voice.paging.on_call_answered`, which also makes them the assignee). A page nobody
+answers climbs the ladder: the supervisor when the chain is exhausted, then the project manager.
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ from intake.models import (
     utcnow,
 )
 from intake.phrases import render, spoken_ref
-from intake.tickets import department_by_code, enqueue_after_commit, record_event
+from intake.sla import LEVEL_NAMES, sla_settings
+from intake.tickets import (
+    OPEN_STATUSES,
+    department_by_code,
+    enqueue_after_commit,
+    record_event,
+)
 from worker.context import config, sessions, settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +59,9 @@ def notification_settings(cfg: HotlineConfig) -> dict[str, Any]:
         "digest_priorities": tuple(raw.get("digest_priorities", ["P4"])),
         "page_priorities": tuple(raw.get("page_priorities", ["P1"])),
         "page_ack_timeout_seconds": int(raw.get("page_ack_timeout_seconds", 120)),
+        "page_manager_after_minutes": float(
+            raw.get("page_manager_after_minutes", sla_settings(cfg)[1].total_seconds() / 60)
+        ),
     }
 
 
@@ -325,6 +339,9 @@ def page_step(page_id: int, step: int) -> str:
             return "page moved on"
         ticket = session.get(Ticket, page.ticket_id)
         assert ticket is not None
+        if _answered_elsewhere(session, page):
+            session.commit()
+            return "someone on call already answered"
         number = page.chain[step]
         language = cfg.default_language
         context = ticket_context(ticket, cfg, stg, language, "emergency")
@@ -388,9 +405,79 @@ def page_step(page_id: int, step: int) -> str:
         return note
 
 
+def _answered_elsewhere(session: Session, page: Page) -> bool:
+    """Another page row of the ticket was answered (the caller's live <Dial> reached someone
+    while this page was being opened): this one stops too."""
+    answered = session.scalar(
+        select(Page)
+        .where(Page.ticket_id == page.ticket_id, Page.id != page.id, Page.status == "acknowledged")
+        .order_by(Page.id)
+        .limit(1)
+    )
+    if answered is None:
+        return False
+    session.execute(
+        update(Page)
+        .where(Page.id == page.id, Page.status == "paging")
+        .values(
+            status="acknowledged",
+            acknowledged_by=answered.acknowledged_by,
+            acknowledged_at=answered.acknowledged_at,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return True
+
+
+def _escalate(session: Session, ticket: Ticket, level: int, message: str, **data: Any) -> bool:
+    """Raise the ticket to `level` once (1 supervisor, 2 project manager), as the SLA sweep does:
+    the same conditional UPDATE and the same `escalated` event, so neither repeats the other."""
+    moved = session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.escalation_level < level)
+        .values(escalated=True, escalation_level=level, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved:
+        record_event(
+            session,
+            ticket,
+            "escalated",
+            f"{message}: escalated to the {LEVEL_NAMES[level]}",
+            actor="worker",
+            level=level,
+            target="page",
+            **data,
+        )
+    return bool(moved)
+
+
+def _tell(session: Session, ticket: Ticket, page: Page, code: str) -> None:
+    enqueue_after_commit(
+        session,
+        "notify_department",
+        queue="urgent",
+        dedupe_key=f"notify:page_unacknowledged:{page.id}:{code}",
+        ticket_id=ticket.id,
+        reason="page_unacknowledged",
+        department=code,
+        key=f"page{page.id}",
+    )
+
+
 def page_escalate(page_id: int, step: int) -> str:
-    """Nobody pressed 1 in time: page the next person, or, after the last one, raise the alarm."""
+    """Nobody pressed 1 in time: page the next person; after the last one, the ladder: the
+    supervisor at once, the project manager `page_manager_after_minutes` later (default
+    `sla.manager_after_minutes`) if nobody on call has answered by then.
+
+    The project manager's timer is this job again with `step` equal to the chain's length.
+    """
+    cfg = config()
     with sessions()() as session:
+        page = session.get(Page, page_id)
+        if page is not None and page.status == "exhausted" and step == len(page.chain):
+            return _escalate_to_manager(session, page)
         moved = session.execute(
             update(Page)
             .where(Page.id == page_id, Page.status == "paging", Page.step == step)
@@ -405,6 +492,9 @@ def page_escalate(page_id: int, step: int) -> str:
         session.refresh(page)
         ticket = session.get(Ticket, page.ticket_id)
         assert ticket is not None
+        if _answered_elsewhere(session, page):
+            session.commit()
+            return "someone on call already answered"
         if page.step < len(page.chain):
             record_event(
                 session,
@@ -434,16 +524,33 @@ def page_escalate(page_id: int, step: int) -> str:
             actor="worker",
             page_id=page.id,
         )
-        for code in ("customer_service", "management"):
-            enqueue_after_commit(
-                session,
-                "notify_department",
-                queue="urgent",
-                dedupe_key=f"notify:page_unacknowledged:{page.id}:{code}",
-                ticket_id=ticket.id,
-                reason="page_unacknowledged",
-                department=code,
-                key=f"page{page.id}",
-            )
+        _escalate(session, ticket, 1, "nobody on call answered the emergency", page_id=page.id)
+        _tell(session, ticket, page, "customer_service")
+        after = timedelta(minutes=notification_settings(cfg)["page_manager_after_minutes"])
+        enqueue_after_commit(
+            session,
+            "page_escalate",
+            queue="urgent",
+            dedupe_key=f"page-manager:{page.id}",
+            available_at=clock.now() + after,
+            page_id=page.id,
+            step=len(page.chain),
+        )
         session.commit()
-        return "chain exhausted"
+        return "chain exhausted: the supervisor is told"
+
+
+def _escalate_to_manager(session: Session, page: Page) -> str:
+    """The ladder's second rung: still nobody on call has answered (the page is still exhausted)."""
+    ticket = session.get(Ticket, page.ticket_id)
+    assert ticket is not None
+    if ticket.status not in OPEN_STATUSES or ticket.assignee_id is not None:
+        return "the emergency is handled"
+    if not _escalate(
+        session, ticket, 2, "still nobody on call answered the emergency", page_id=page.id
+    ):
+        session.rollback()
+        return "already with the project manager"
+    _tell(session, ticket, page, "management")
+    session.commit()
+    return "the project manager is told"

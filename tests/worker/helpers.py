@@ -40,6 +40,10 @@ class FakeTwilio(HttpClient):
         self.requests: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
         self.script: list[str] = []
+        # What POST .../Messages.json answers, in turn (then 201): "201", "429", "503", "lost", or a
+        # Twilio error code ("21211", "21610", "21614", "21408") answered as Twilio does (400).
+        self.sms_script: list[str] = []
+        self.messages: list[dict[str, Any]] = []
 
     def request(
         self,
@@ -131,19 +135,22 @@ class FakeTwilio(HttpClient):
                 raise_lost()
             return Response(201, json.dumps(call))
         if method == "POST" and uri.endswith("/Messages.json"):
+            step = self.sms_script.pop(0) if self.sms_script else "201"
+            if step in SMS_ERRORS:
+                status, code, message = SMS_ERRORS[step]
+                return Response(status, json.dumps(twilio_error(status, code, message, data)))
             sid = f"SM{len(self.requests):032d}"
-            return Response(
-                201,
-                json.dumps(
-                    {
-                        "sid": sid,
-                        "status": "queued",
-                        "to": data["To"],
-                        "from": data["From"],
-                        "body": data["Body"],
-                    }
-                ),
-            )
+            message = {
+                "sid": sid,
+                "status": "queued",
+                "to": data["To"],
+                "from": data["From"],
+                "body": data["Body"],
+            }
+            self.messages.append(message)
+            if step == "lost":
+                raise_lost()
+            return Response(201, json.dumps(message))
         return Response(404, json.dumps({"code": 20404, "message": "not found", "status": 404}))
 
     def _create(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -165,6 +172,27 @@ class FakeTwilio(HttpClient):
         }
         self.calls.append(call)
         return call
+
+
+# Twilio's answers to POST .../Messages.json that create nothing: (HTTP status, code, message).
+SMS_ERRORS: dict[str, tuple[int, int, str]] = {
+    "429": (429, 20429, "Too Many Requests"),
+    "503": (503, 20500, "Service Unavailable"),
+    "21211": (400, 21211, "The 'To' number {To} is not a valid phone number."),
+    "21408": (400, 21408, "Permission to send an SMS has not been enabled for the region {To}"),
+    "21610": (400, 21610, "Attempt to send to unsubscribed recipient"),
+    "21614": (400, 21614, "'To' number {To} is not a valid mobile number"),
+}
+
+
+def twilio_error(status: int, code: int, message: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body of a Twilio REST error."""
+    return {
+        "code": code,
+        "message": message.format(To=data.get("To", "")),
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
 
 
 def raise_lost() -> None:

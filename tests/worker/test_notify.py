@@ -100,10 +100,35 @@ def test_an_emergency_nobody_acknowledges_walks_the_whole_on_call_chain(demo, se
     assert "page_unacknowledged" in kinds
     alarm = _messages(sessions, template="notify_department_email")
     recipients = " ".join(m.to for m in alarm)
-    assert "management@example.com" in recipients and "supervisor@hotline.localhost" in recipients
+    assert "supervisor@hotline.localhost" in recipients, "the ladder's first rung"
+    assert "management@example.com" not in recipients, "the project manager comes later"
+    with sessions() as s:
+        assert s.get(Ticket, ticket_id).escalation_level == 1
+    run_jobs(conn, moment + timedelta(minutes=59))
+    assert "management@example.com" not in {
+        m.to for m in _messages(sessions, template="notify_department_email")
+    }
+    from worker.sla import sla_sweep
+
+    with clock.frozen(moment + timedelta(hours=1)):  # the SLA sweep sees the same breach
+        sla_sweep()
     run_jobs(conn, moment + timedelta(hours=1))
+    with clock.frozen(moment + timedelta(hours=2)):
+        sla_sweep()
+    run_jobs(conn, moment + timedelta(hours=2))
     with sessions() as s:
         assert len(s.scalars(select(Call).where(Call.purpose == "page")).all()) == 3
+        ticket = s.get(Ticket, ticket_id)
+        assert (ticket.escalated, ticket.escalation_level) == (True, 2)
+        ladder = [
+            e.message
+            for e in s.scalars(select(Event).where(Event.ticket_id == ticket_id))
+            if e.kind == "escalated"
+        ]
+    assert len(ladder) == 2
+    assert ladder[0].endswith("to the supervisor") and ladder[1].endswith("project manager")
+    told = [m.to for m in _messages(sessions, template="notify_department_email")]
+    assert told.count("management@example.com") == 1
 
 
 def _signed_post(client, settings, path, form):
@@ -131,4 +156,60 @@ def test_pressing_1_acknowledges_the_page_and_stops_the_chain(demo, sessions, re
         page = s.get(Page, page.id)
         assert (page.status, page.acknowledged_by) == ("acknowledged", "+886912345001")
         assert len(s.scalars(select(Call).where(Call.purpose == "page")).all()) == 1
-        assert s.get(Ticket, ticket_id).first_responded_at is not None
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket.first_responded_at is not None
+        assert ticket.assignee_id is None, "no operator has that phone"
+        taken = [e for e in ticket.events if e.kind == "on_call_taken"]
+        assert len(taken) == 1 and "+886912345001" in taken[0].message
+
+
+def test_the_engineer_who_presses_1_becomes_the_assignee(demo, sessions, redis_url):
+    from intake.models import Operator
+    from web.app import create_app
+
+    conn = Redis.from_url(redis_url)
+    with sessions() as s:
+        engineer = s.scalar(
+            select(Operator).where(Operator.email == "engineering@hotline.localhost")
+        )
+        engineer.phone = "+886912345002"
+        s.commit()
+    ticket_id, page = _emergency(sessions, demo, conn)
+    run_jobs(conn, NOW + timedelta(seconds=121))  # the first on-call person does not press 1
+    client = create_app(settings=demo).test_client()
+    path = f"/voice/page?page={page.id}"
+    acked = _signed_post(client, demo, path, {"Digits": "1", "To": "+886912345002"})
+    assert acked.status_code == 200
+    assert (
+        _signed_post(client, demo, path, {"Digits": "1", "To": "+886912345002"}).status_code == 200
+    )
+    run_jobs(conn, NOW + timedelta(hours=2))
+    with sessions() as s:
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket.assignee.email == "engineering@hotline.localhost"
+        kinds = [e.kind for e in ticket.events]
+        assert kinds.count("page_acknowledged") == 1 and kinds.count("assigned") == 1
+        assert "page_unacknowledged" not in kinds and "escalated" not in kinds
+        assert [c.to_number for c in s.scalars(select(Call).where(Call.purpose == "page"))] == [
+            "+886912345001",
+            "+886912345002",
+        ]
+        assert s.get(Page, page.id).status == "acknowledged"
+
+
+def test_an_answer_before_the_page_starts_means_it_never_starts(demo, sessions, redis_url):
+    """The caller's live <Dial> reached someone on call before the worker routed the ticket."""
+    from voice.paging import on_call_answered
+
+    conn = Redis.from_url(redis_url)
+    receipt = receive(sessions, call_contact(text="", category_hint="emergency"), demo.config)
+    with sessions() as s:
+        assert on_call_answered(s, receipt.ticket_id, "+886912345001", how="test") is True
+        assert on_call_answered(s, receipt.ticket_id, "+886912345002", how="test") is False
+        s.commit()
+    run_jobs(conn, NOW)
+    run_jobs(conn, NOW + timedelta(hours=2))
+    with sessions() as s:
+        assert s.scalars(select(Call).where(Call.purpose == "page")).all() == []
+        kinds = [e.kind for e in s.get(Ticket, receipt.ticket_id).events]
+        assert "page_started" not in kinds and "escalated" not in kinds

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -109,7 +110,7 @@ def test_three_hang_ups_one_callback_three_attempts_then_a_letter_and_an_operato
         taipei(18, 17, 36),
         taipei(19, 9, 0),
     ]
-    for earlier, later in zip(times, times[1:], strict=False):
+    for earlier, later in pairwise(times):
         assert later >= earlier + spacing
     for moment in times:
         assert is_open(moment, config) and not in_quiet_hours(moment, config), moment

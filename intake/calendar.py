@@ -79,6 +79,21 @@ def in_quiet_hours(moment: datetime, config: HotlineConfig) -> bool:
     return (start <= t or t < end) if start > end else (start <= t < end)
 
 
+def after_quiet_hours(moment: datetime, config: HotlineConfig) -> datetime:
+    """`moment` itself outside quiet hours, else the moment they end (in UTC): when a message that
+    would wake a resident may go."""
+    if not in_quiet_hours(moment, config):
+        return moment.astimezone(UTC)
+    assert config.quiet_hours is not None
+    local = moment.astimezone(config.timezone)
+    end = datetime.combine(local.date(), config.quiet_hours[1], config.timezone)
+    if end <= local:
+        end = datetime.combine(
+            local.date() + timedelta(days=1), config.quiet_hours[1], config.timezone
+        )
+    return end.astimezone(UTC)
+
+
 def describe_hours(config: HotlineConfig, language: str) -> str:
     """Opening hours as a short phrase for prompts, e.g. "Mon-Fri 09:00-18:00, Sat 09:00-12:00"."""
     from babel.dates import get_day_names

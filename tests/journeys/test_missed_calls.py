@@ -14,10 +14,14 @@ import re
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from click.testing import CliRunner
+
 from intake.calendar import in_quiet_hours, is_open
+from intake.cli import main
 from tests.journeys.conftest import World
 from tests.web.console_helpers import OPERATOR, SUPERVISOR
 from voice.simulator import HANGUP
@@ -50,11 +54,11 @@ def card(page: str, callback_id: int) -> str:
     return match.group(1)
 
 
-def no_answer(world: World, moment: datetime) -> None:
+def no_answer(world: World, moment: datetime, to: str = EMILY) -> None:
     """The resident's phone rings out at `moment`; the workers take it from there."""
     world.at(moment)
     placed, _ = world.answer_next_call([], outcome="no-answer")
-    assert placed["To"] == EMILY
+    assert placed["To"] == to
     world.drain()
 
 
@@ -156,3 +160,42 @@ def test_three_hang_ups_one_callback_three_attempts_then_a_letter_and_an_operato
     shown = world.hotline("tickets", "show", callback["ticket_ref"], "--format", "json")
     claims = [e for e in shown["events"] if e["kind"] == "callback_claimed"]
     assert len(claims) == 1 and OPERATOR in claims[0]["message"], claims
+
+
+def test_a_resident_on_a_landline_is_written_to_by_email_in_her_language(
+    world: World, tmp_path: Path
+) -> None:
+    landline, address = "+886227001234", "zhou.xiuying@example.cn"
+    residents = tmp_path / "residents.csv"
+    residents.write_text(
+        f"name,language,building,unit,phone,email\n周秀英,zh-Hans,A,5F-1,{landline},{address}\n",
+        encoding="utf-8",
+    )
+    imported = CliRunner().invoke(main, ["import-residents", str(residents)])
+    assert imported.exit_code == 0, imported.output
+
+    # Saturday 11:40, twenty minutes before the centre closes for the weekend.
+    world.at(taipei(19, 11, 40))
+    world.call([HANGUP], caller=landline)
+    world.drain()
+    no_answer(world, taipei(19, 11, 41), to=landline)
+    for moment in (taipei(19, 12, 11), taipei(20, 10, 0), taipei(21, 8, 59)):
+        world.drain(moment)  # closed Saturday afternoon and Sunday
+        assert len(dial_times(world)) == 1, moment
+    world.drain(taipei(21, 9, 0))
+    no_answer(world, taipei(21, 9, 1), to=landline)
+    world.drain(taipei(21, 9, 31))
+    no_answer(world, taipei(21, 9, 32), to=landline)
+    world.drain(taipei(21, 9, 33))
+
+    assert [t.astimezone(TAIPEI) for t in dial_times(world)] == [
+        taipei(19, 11, 40),
+        taipei(21, 9, 0),
+        taipei(21, 9, 31),
+    ]
+    (callback,) = missed_callbacks(world)
+    assert (callback["status"], callback["attempts"]) == ("needs_operator", 3)
+    assert world.sms_sent() == [], "a landline takes no text messages"
+    (letter,) = world.mail_to(address)
+    assert callback["ticket_ref"] in letter["subject"]
+    assert "我们多次致电未能联络上您" in letter["body_text"]  # Simplified Chinese, as she reads

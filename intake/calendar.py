@@ -80,12 +80,18 @@ def in_quiet_hours(moment: datetime, config: HotlineConfig) -> bool:
 
 
 def after_quiet_hours(moment: datetime, config: HotlineConfig) -> datetime:
-    """`moment`, or the end of the quiet hours it falls in: when an SMS or a call may go out."""
-    if config.quiet_hours is None or not in_quiet_hours(moment, config):
-        return moment
+    """`moment` itself outside quiet hours, else the moment they end (in UTC): when a message that
+    would wake a resident may go."""
+    if not in_quiet_hours(moment, config):
+        return moment.astimezone(UTC)
+    assert config.quiet_hours is not None
     local = moment.astimezone(config.timezone)
     end = datetime.combine(local.date(), config.quiet_hours[1], config.timezone)
-    return end if end > local else end + timedelta(days=1)
+    if end <= local:
+        end = datetime.combine(
+            local.date() + timedelta(days=1), config.quiet_hours[1], config.timezone
+        )
+    return end.astimezone(UTC)
 
 
 def describe_hours(config: HotlineConfig, language: str) -> str:

@@ -25,3 +25,23 @@ def normalize_email(raw: str | None) -> str | None:
     if not local or not domain:
         return None
     return f"{local}@{domain.lower()}".lower()
+
+
+_NO_SMS = (
+    phonenumbers.PhoneNumberType.FIXED_LINE,
+    phonenumbers.PhoneNumberType.TOLL_FREE,
+    phonenumbers.PhoneNumberType.PREMIUM_RATE,
+    phonenumbers.PhoneNumberType.SHARED_COST,
+    phonenumbers.PhoneNumberType.UAN,
+    phonenumbers.PhoneNumberType.VOICEMAIL,
+)
+
+
+def can_receive_sms(phone: str) -> bool:
+    """False for an E.164 number known not to take text messages (a landline, a service number);
+    True for a mobile and for a number whose kind the numbering plan does not tell."""
+    try:
+        parsed = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(parsed) not in _NO_SMS

@@ -17,6 +17,10 @@ from web.auth import STAFF, actor, current_operator, login_required
 bp = Blueprint("callbacks", __name__)
 OVERDUE_AFTER = timedelta(minutes=15)
 BOARD_LIMIT = 200
+# The worker gave up (its attempts ran out, or the number is wrong): a person must call or write.
+NEEDS_A_PERSON = ("failed", "needs_operator")
+# What an operator may take: one still waiting for its call, or one the worker gave up on.
+TAKEABLE = ("scheduled", *NEEDS_A_PERSON)
 
 
 @bp.get("/callbacks")
@@ -40,12 +44,12 @@ def board() -> Any:
             .limit(BOARD_LIMIT)
         ).all(),
         "failed": g.db.scalars(
-            base.where(Callback.status == "failed")
+            base.where(Callback.status.in_(NEEDS_A_PERSON))
             .order_by(Callback.updated_at.desc())
             .limit(BOARD_LIMIT)
         ).all(),
     }
-    return render_template("callbacks.html", columns=columns, now=now)
+    return render_template("callbacks.html", columns=columns, now=now, takeable=TAKEABLE)
 
 
 @bp.post("/callbacks/<int:callback_id>/take")
@@ -57,7 +61,7 @@ def take(callback_id: int) -> Any:
     claimed = g.db.execute(
         update(Callback)
         .where(Callback.id == callback_id, Callback.claimed_by.is_(None))
-        .where(Callback.status.in_(("scheduled", "failed")))
+        .where(Callback.status.in_(TAKEABLE))
         .values(claimed_by=op.id, updated_at=utcnow())
     ).rowcount
     callback = g.db.get(Callback, callback_id)

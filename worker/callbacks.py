@@ -15,7 +15,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from intake import clock
-from intake.callbacks import retry_due_time
+from intake.calendar import after_quiet_hours
+from intake.callbacks import callback_preferred_span, next_allowed_time, retry_due_time
 from intake.config import HotlineConfig
 from intake.models import Call, Callback, CallbackAttempt, ContactPoint, Ticket, utcnow
 from intake.tickets import enqueue_after_commit, record_event
@@ -265,7 +266,10 @@ def _dial_attempt(
             return _finish(session, cb, "failed", cfg, moment, note=f"gave up: {exc}")
         delay = max(exc.retry_after or 0, min(600, 5 * 2 ** (errors or 1)))
         cb.status, cb.attempts = "scheduled", max(0, cb.attempts - 1)
-        cb.due_at = moment + timedelta(seconds=delay)
+        # Backing off from Twilio's errors must not carry the call past closing or into the night.
+        ticket = session.get(Ticket, cb.ticket_id)
+        preferred = callback_preferred_span(session, ticket) if ticket is not None else None
+        cb.due_at = next_allowed_time(moment + timedelta(seconds=delay), cfg, preferred)
         enqueue_after_commit(
             session,
             "place_callback",
@@ -275,7 +279,7 @@ def _dial_attempt(
             callback_id=cb.id,
         )
         session.commit()
-        return f"dial failed, retrying in {delay:.0f}s: {exc}"
+        return f"dial failed, retrying at {cb.due_at.isoformat()}: {exc}"
     record_event(
         session,
         cb.ticket_id,
@@ -385,7 +389,8 @@ def _finish(
     *,
     note: str = "",
 ) -> str:
-    """The last attempt failed: tell the resident in writing and hand the callback to an operator."""
+    """The last attempt failed: tell the resident in writing (never in quiet hours: a final status
+    can arrive late) and hand the callback to an operator."""
     cb.status, cb.outcome = "needs_operator", outcome
     if note:
         cb.last_error = note
@@ -415,6 +420,8 @@ def _finish(
             event="callback_missed",
             key=f"cb{cb.id}",
             avoid_phone=outcome == "wrong_number",
+            available_at=after_quiet_hours(now, cfg),
+            now=now,
         )
     session.commit()
     return f"callback {cb.id} needs an operator: {outcome}"

@@ -19,6 +19,7 @@ from intake.calendar import after_quiet_hours
 from intake.config import HotlineConfig, Settings
 from intake.lifecycle import LINK_ANSWERS, follow_up_token
 from intake.models import Callback, ContactPoint, Interaction, OutgoingMessage, Ticket, utcnow
+from intake.phones import can_receive_sms
 from intake.phrases import TEMPLATE_DIR, render, spoken_ref
 from intake.tickets import enqueue_after_commit
 from worker.context import config, sessions, settings
@@ -108,11 +109,12 @@ def _resident_email(session: Session, ticket: Ticket) -> str | None:
 def _channel_for(
     session: Session, ticket: Ticket, wanted: str | None, avoid_phone: bool
 ) -> tuple[str, str] | None:
-    """Email when the resident wrote to us (or asked for it), else SMS, else any known email."""
+    """Email when the resident wrote to us (or asked for it), else SMS to a phone that takes
+    text messages (not a landline), else any known email."""
     email = _resident_email(session, ticket)
     if wanted == "email" or (wanted is None and ticket.contact_email):
         return ("email", email) if email else None
-    if ticket.contact_phone and not avoid_phone:
+    if ticket.contact_phone and not avoid_phone and can_receive_sms(ticket.contact_phone):
         return "sms", ticket.contact_phone
     if email:
         return "email", email

@@ -115,7 +115,6 @@ def _callback_status_labels() -> dict[str, str]:
         "done": _("Done"),
         "completed": _("Done"),
         "failed": _("Failed"),
-        "needs_operator": _("Failed"),  # the worker's attempts ran out: an operator's now
         "cancelled": _("Cancelled"),
         "needs_operator": _("Needs an operator"),
     }

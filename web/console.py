@@ -8,6 +8,8 @@ from typing import Any
 from flask import Flask, current_app, g
 from flask_babel import get_locale, get_translations
 
+from web.events import actor_label
+from web.events import describe as describe_event
 from web.i18n import LANGUAGE_NAMES, LANGUAGES, current_language, init_babel
 from web.labels import LABELS
 
@@ -56,6 +58,8 @@ def register_console(app: Flask) -> None:
     app.jinja_env.filters["local"] = _local
     app.jinja_env.filters["duration"] = _duration
     app.jinja_env.globals.update(LABELS)
+    app.jinja_env.globals["describe_event"] = describe_event
+    app.jinja_env.globals["actor_label"] = actor_label
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.jinja_env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
 

@@ -79,6 +79,7 @@ def _channel_labels() -> dict[str, str]:
         "voice": _("Phone"),
         "email": _("Email"),
         "sms": _("SMS"),
+        "phone": _("Phone"),
         "web": _("Console"),
         "api": _("API"),
         "open311": _("Open311"),

@@ -296,3 +296,35 @@ def test_the_queue_updates_itself_without_losing_the_operators_place(page, live_
     assert queue_refs(page) == [first.ticket_ref]  # nothing reordered under the operator
     assert page.input_value("#filters input[name=q]") == "operator typing"
     shot(page, "queue-live-update")
+
+
+def test_resolving_a_ticket_with_a_promised_callback_warns_first_and_keeps_it(
+    page, live_server, e2e_env
+):
+    """The resolve form lists the callbacks still owed; resolving keeps the one an operator
+    promised and says so, in the operator's language."""
+    sessions = session_factory(e2e_env.database_url)
+    receipt = receive(sessions, call_contact(text="走廊燈不亮"), e2e_env.config)
+    with sessions() as s:
+        ref = s.get(Ticket, receipt.ticket_id).ref
+    base = live_server.url
+    sign_in(page, base)
+    page.goto(f"{base}/tickets/{ref}")
+    page.fill("#callback input[name=phone]", "+886912000001")
+    page.click("#callback form:nth-of-type(2) button[type=submit]")
+    page.wait_for_selector(".flash")
+    warning = page.inner_text("#resolve .flash.warning")
+    assert "仍欠住戶的回電" in warning and "客服人員承諾" in warning
+    assert not re.search(r"[A-Za-z_]{4,}", warning), warning
+    shot(page, "resolve-with-callback-owed")
+    page.fill("#resolve textarea[name=resolution_note]", "已更換燈管")
+    page.click("#resolve button[type=submit]")
+    page.wait_for_selector(".flash.warning")
+    flashes = " ".join(page.eval_on_selector_all(".flash", "els => els.map(e => e.innerText)"))
+    assert "工單已解決" in flashes and "您承諾的回電仍定於" in flashes
+    assert not re.search(r"[A-Za-z_]{4,}", flashes), flashes
+    timeline = page.inner_text("#timeline") if page.query_selector("#timeline") else ""
+    timeline = timeline or page.inner_text("main")
+    words = set(re.findall(r"[A-Za-z_]{4,}", timeline)) - {"example"}
+    assert not words - {"operator", "hotline", "localhost", "chan", "taiman"}, words
+    shot(page, "resolved-callback-kept")

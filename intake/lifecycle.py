@@ -317,16 +317,15 @@ def reopen(
     check(ticket, target)
     _move(session, ticket, target, actor=actor, note=note or f"reopened: {reason}", now=now)
     record_event(session, ticket, "reopened", note or reason, actor=actor, now=now, reason=reason)
-    if has_department:
-        enqueue_after_commit(
-            session,
-            "notify_department",
-            queue="urgent",
-            dedupe_key=f"notify:{reason}:{ticket.id}:{dedupe or _occurrence(session, ticket, 'reopened')}",
-            now=now,
-            ticket_id=ticket.id,
-            reason="not_fixed" if reason == "not_fixed" else "reopened",
-        )
+    enqueue_after_commit(  # without a department, the customer service centre is told
+        session,
+        "notify_department",
+        queue="urgent",
+        dedupe_key=f"notify:{reason}:{ticket.id}:{dedupe or _occurrence(session, ticket, 'reopened')}",
+        now=now,
+        ticket_id=ticket.id,
+        reason="not_fixed" if reason == "not_fixed" else "reopened",
+    )
     return True
 
 

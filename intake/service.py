@@ -428,7 +428,11 @@ def _receive_once(
         reopened = _answered(session, contact, ticket, interaction_id, now)
     else:
         events, jobs = _new_ticket_rows(contact, new, linked, now)
-        if contact.sender_kind == "human" and contact.channel == "voice" and contact.text.strip():
+        if (
+            contact.sender_kind == "human"
+            and contact.channel == "voice"
+            and contact.kind in ("call", "voicemail")
+        ):
             jobs.append(  # the caller heard the reference; the SMS keeps it (`received`)
                 job_row(
                     "send_scripted_reply",

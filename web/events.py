@@ -67,6 +67,7 @@ def _event_labels() -> dict[str, str]:
         "email_bounced": _("Email bounced"),
         "sms_failed": _("SMS could not be delivered"),
         "ack_suppressed": _("Acknowledgement not sent"),
+        "reply_suppressed": _("Automatic message not sent"),
     }
 
 

@@ -9,9 +9,10 @@ files as canned replies (`canned_replies`).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,7 +22,7 @@ from intake.lifecycle import LINK_ANSWERS, follow_up_token
 from intake.models import Callback, ContactPoint, Interaction, OutgoingMessage, Ticket, utcnow
 from intake.phones import can_receive_sms
 from intake.phrases import TEMPLATE_DIR, render, spoken_ref
-from intake.tickets import enqueue_after_commit
+from intake.tickets import enqueue_after_commit, record_event
 from worker.context import config, sessions, settings
 from worker.replies import ACK_TEMPLATE
 
@@ -134,6 +135,39 @@ def _last_inbound_email(session: Session, ticket_id: int) -> str | None:
     )
 
 
+# Messages no person decided to send, owed as soon as mail arrives: they count against
+# `mail.ack_limit_per_sender_per_hour` together with the acknowledgements.
+AUTOMATIC_EVENTS = ("received", "routed")
+
+
+def _over_hourly_limit(session: Session, to: str, cfg: HotlineConfig) -> bool:
+    per_hour = int(cfg.mail.get("ack_limit_per_sender_per_hour", 3))
+    templates = [ACK_TEMPLATE, *(f"reply_{event}_email" for event in AUTOMATIC_EVENTS)]
+    sent = session.scalar(
+        select(func.count())
+        .select_from(OutgoingMessage)
+        .where(
+            OutgoingMessage.to == to,
+            OutgoingMessage.template.in_(templates),
+            OutgoingMessage.created_at >= utcnow() - timedelta(hours=1),
+        )
+    )
+    return (sent or 0) >= per_hour
+
+
+def _asked_nothing(session: Session, ticket: Ticket) -> bool:
+    """A missed call (or a contact without words): there is nothing to report as dispatched."""
+    if not (ticket.description or "").strip():
+        return True
+    first = session.scalar(
+        select(Interaction.kind)
+        .where(Interaction.ticket_id == ticket.id)
+        .order_by(Interaction.id)
+        .limit(1)
+    )
+    return first == "missed_call"
+
+
 def _acknowledged_with(session: Session, ticket: Ticket) -> bool:
     """The email acknowledgement went out after routing and named this department."""
     if ticket.department is None:
@@ -174,7 +208,7 @@ def send_scripted_reply(
         ticket = session.get(Ticket, ticket_id)
         if ticket is None:
             return "no such ticket"
-        if event == "routed" and not (ticket.description or "").strip():
+        if event == "routed" and _asked_nothing(session, ticket):
             return "a contact without a request (a missed call): its callback speaks for it"
         target = _channel_for(session, ticket, channel, avoid_phone)
         if target is None:
@@ -182,6 +216,17 @@ def send_scripted_reply(
         kind, to = target
         if event == "routed" and kind == "email" and _acknowledged_with(session, ticket):
             return "the acknowledgement already named the department"
+        if event in AUTOMATIC_EVENTS and kind == "email" and _over_hourly_limit(session, to, cfg):
+            record_event(
+                session,
+                ticket,
+                "reply_suppressed",
+                f"{event} message to {to} not sent: hourly limit for automatic mail",
+                actor="worker",
+                reason="per_sender",
+            )
+            session.commit()
+            return "over the hourly limit of automatic mail to this address"
         context = reply_context(session, ticket, cfg, stg, note=note, callback_id=callback_id)
         base = template_base(event)
         language = ticket.language

@@ -167,6 +167,13 @@ def is_automatic(msg: OutgoingMessage) -> bool:
     return msg.template is not None
 
 
+def one_line(value: str | None) -> str:
+    """A header value on one line: CR, LF and other control characters (a resident's encoded
+    subject, an API client's `subject`) folded into single spaces."""
+    text = "".join(" " if not ch.isprintable() else ch for ch in value or "")
+    return " ".join(text.split())
+
+
 def build_email(
     session: Session, msg: OutgoingMessage, ticket: Ticket | None, settings: Settings
 ) -> EmailMessage:
@@ -179,8 +186,8 @@ def build_email(
     local, _, domain = sender.partition("@")
     email = EmailMessage(policy=SMTP)
     email["From"] = Address(config.company(language), local, domain)
-    email["To"] = msg.to
-    subject = (msg.subject or "").strip()
+    email["To"] = one_line(msg.to)
+    subject = one_line(msg.subject)
     if ticket is not None and ticket.ref and f"[{ticket.ref}]" not in subject:
         subject = f"{subject} [{ticket.ref}]".strip()
     email["Subject"] = subject
@@ -203,7 +210,7 @@ def build_email(
             and all(c in _HEADER_NAME for c in name)
             and name not in email
         ):
-            email[name] = value
+            email[name] = one_line(value)
     text = msg.body_text or ""
     body_html = msg.body_html or _plain_to_html(text)
     if ticket is not None and ticket.ref:
@@ -291,6 +298,17 @@ def _on_timeline(
     msg.interaction_id = existing
 
 
+def _recipients(msg: OutgoingMessage) -> list[str]:
+    """The valid addresses in `to`; any invalid one makes the whole list unusable."""
+    from intake.phones import normalize_email
+
+    pairs = getaddresses([one_line(msg.to)])
+    found = [normalize_email(addr) for _, addr in pairs]
+    if not found or any(addr is None for addr in found):
+        return []
+    return list(dict.fromkeys(a for a in found if a))
+
+
 def send_email(outgoing_id: int) -> str:
     """RQ job: send (or keep) one outgoing email once, even if the job runs twice."""
     from intake.config import get_settings
@@ -314,11 +332,22 @@ def send_outgoing(sessions: Any, settings: Settings, outgoing_id: int) -> str:
         if not msg.message_id:
             msg.message_id = _message_id(settings, ticket, msg.id)
             session.commit()
-        email = build_email(session, msg, ticket, settings)
-        recipients = [addr for _, addr in getaddresses([msg.to]) if addr]
         sender = parseaddr(settings.mail_from)[1] or settings.mail_from
+        recipients = _recipients(msg)
+        email: EmailMessage | None = None
+        error = None
         if not recipients:
-            outcome, error = "failed", f"no usable address in {msg.to!r}"
+            error = f"no usable address in {msg.to!r}"
+        elif is_automatic(msg) and len(recipients) != 1:
+            error = f"automatic mail goes to exactly one recipient, not {msg.to!r}"
+        else:
+            try:
+                email = build_email(session, msg, ticket, settings)
+            except Exception as exc:  # never leave the row in `sending`: say why it failed
+                log.exception("email %s cannot be built", outgoing_id)
+                error = f"cannot be built: {type(exc).__name__}: {exc}"
+        if email is None:
+            outcome = "failed"
         elif not settings.smtp_url:
             outcome, error = "kept", None
         else:
@@ -334,10 +363,11 @@ def send_outgoing(sessions: Any, settings: Settings, outgoing_id: int) -> str:
                 raise
         msg.status, msg.error = outcome, error
         msg.sent_at = utcnow() if outcome == "sent" else None
+        references = email["References"] if email is not None else None
         msg.headers = {
             **(msg.headers or {}),
             "Message-ID": msg.message_id,
-            **({"References": email["References"]} if email["References"] else {}),
+            **({"References": str(references)} if references else {}),
         }
         _on_timeline(session, msg, ticket, settings)
         if ticket is not None and outcome == "failed":
@@ -389,12 +419,21 @@ def record_bounce(
         " ".join(str(info[k]) for k in ("status", "diagnostic") if info.get(k))
         or "returned as undeliverable"
     )
+    from intake.phones import normalize_email
+
+    sent_to = _recipients(msg)
+    named = [*(info.get("recipients") or []), info.get("recipient")]
+    failed = [a for a in (normalize_email(str(r)) for r in named if r) if a]
+    # A report names the recipient that failed; it counts only for an address this message was
+    # really sent to (anyone can write a DSN quoting a Message-ID they received themselves).
+    addresses = [a for a in dict.fromkeys(failed) if a in sent_to] if failed else sent_to
+    if not addresses:
+        log.warning(
+            "ignored a bounce of %s for %s: not a recipient of that message", original, failed
+        )
+        return None
     changed = msg.status != "undeliverable"
     msg.status, msg.error = "undeliverable", reason[:2000]
-    failed = [str(r).lower() for r in info.get("recipients") or [] if r]
-    if info.get("recipient"):
-        failed.append(str(info["recipient"]).lower())
-    addresses = failed or [addr.lower() for _, addr in getaddresses([msg.to]) if addr]
     for point in session.scalars(
         select(ContactPoint).where(ContactPoint.kind == "email", ContactPoint.value.in_(addresses))
     ):

@@ -4,9 +4,9 @@ PostgreSQL through the real parser, the core and the outgoing side."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from intake.models import ContactPoint, OutgoingMessage, Ticket
+from intake.models import ContactPoint, Interaction, OutgoingMessage, Ticket
 from intake.phones import normalize_email, plausible_name
 from intake.service import receive
 from mail.charsets import decode_bytes
@@ -239,3 +239,101 @@ def test_a_punycode_message_is_read_not_quarantined(demo) -> None:
     raw = _mail("chan.taiman@example.com").replace(b"charset=utf-8", b"charset=punycode")
     contact = message_to_contact(raw, settings=demo, source="smtp")
     assert "lift in block C" in contact.text
+
+
+# --- item 4: a trusted Authentication-Results decides whether the From is believed --------------
+
+TRUSTED = "mx.hotline.localhost"
+
+
+@pytest.mark.parametrize(
+    ("results", "verified"),
+    [
+        (f"{TRUSTED}; dmarc=fail (p=reject) header.from=example.com", False),
+        (f"{TRUSTED}; spf=pass smtp.mailfrom=spammer.example; dkim=none", False),
+        (f"{TRUSTED}; spf=fail smtp.mailfrom=example.com; dkim=pass header.d=evil.example", False),
+        (f"{TRUSTED}; dmarc=pass header.from=example.com", True),
+        (f"{TRUSTED}; spf=pass smtp.mailfrom=bounces.example.com", True),
+        (f"{TRUSTED} 1; dkim=pass (2048-bit key) header.d=example.com header.s=s1", True),
+        (f"{TRUSTED}; dmarc=temperror", None),
+        (f"{TRUSTED}; none", None),
+        ("mx.attacker.example; dmarc=pass header.from=example.com", None),
+    ],
+)
+def test_the_trusted_servers_verdict_is_carried_in_the_contact(
+    demo, monkeypatch, results: str, verified: bool | None
+) -> None:
+    monkeypatch.setitem(demo.config.mail, "trusted_authserv_id", TRUSTED)
+    raw = _mail("chan.taiman@example.com", extra=f"Authentication-Results: {results}\r\n")
+    contact = message_to_contact(raw, settings=demo, source="smtp")
+    assert contact.sender_authenticated is verified
+
+
+def test_only_the_topmost_trusted_header_counts(demo, monkeypatch) -> None:
+    """A sender's own header claiming our server's id sits below the one our server added."""
+    monkeypatch.setitem(demo.config.mail, "trusted_authserv_id", [TRUSTED])
+    extra = (
+        f"Authentication-Results: {TRUSTED}; dmarc=fail header.from=example.com\r\n"
+        f"Authentication-Results: {TRUSTED}; dmarc=pass header.from=example.com\r\n"
+    )
+    contact = message_to_contact(
+        _mail("chan.taiman@example.com", extra=extra), settings=demo, source="smtp"
+    )
+    assert contact.sender_authenticated is False
+    assert contact.meta["authentication"]["reason"] == "dmarc=fail"
+
+
+def test_without_the_setting_nothing_is_judged(demo) -> None:
+    extra = f"Authentication-Results: {TRUSTED}; dmarc=fail header.from=example.com\r\n"
+    contact = message_to_contact(
+        _mail("chan.taiman@example.com", extra=extra), settings=demo, source="smtp"
+    )
+    assert contact.sender_authenticated is None
+
+
+def test_a_spoofed_reply_gets_a_new_linked_ticket(demo, sessions, monkeypatch) -> None:
+    monkeypatch.setitem(demo.config.mail, "trusted_authserv_id", TRUSTED)
+    first = _mail("chan.taiman@example.com", subject="Leak")
+    opened = receive(sessions, message_to_contact(first, settings=demo, source="smtp"), demo.config)
+    ours = make_message_id(demo, opened.ticket_ref, 1)
+    extra = (
+        f"Authentication-Results: {TRUSTED}; dmarc=fail header.from=example.com\r\n"
+        f"In-Reply-To: {ours}\r\nReferences: {ours}\r\n"
+    )
+    spoofed = _mail(
+        "chan.taiman@example.com", subject=f"Re: Leak [{opened.ticket_ref}]", extra=extra
+    )
+    receipt = receive(
+        sessions, message_to_contact(spoofed, settings=demo, source="smtp"), demo.config
+    )
+    assert receipt.created_ticket and receipt.linked_to == opened.ticket_ref
+
+
+# --- item 2 through the parser: the stranger's signed id and the neighbour's Message-ID ---------
+
+
+def test_a_stranger_cannot_borrow_a_neighbours_message_id(demo, sessions) -> None:
+    neighbour = _mail("chan.taiman@example.com", subject="Neighbour's leak")
+    theirs = receive(
+        sessions, message_to_contact(neighbour, settings=demo, source="smtp"), demo.config
+    )
+    own = _mail("stranger@example.net", subject="My own complaint")
+    mine = receive(sessions, message_to_contact(own, settings=demo, source="smtp"), demo.config)
+    signed = make_message_id(demo, mine.ticket_ref, 7)
+    with sessions() as s:
+        neighbour_id = s.scalars(
+            select(Interaction.external_id).where(Interaction.ticket_id == theirs.ticket_id)
+        ).one()
+    extra = f"In-Reply-To: {signed}\r\nReferences: {signed} {neighbour_id}\r\n"
+    sneaky = _mail("stranger@example.net", subject="Re: hello", extra=extra)
+    receipt = receive(
+        sessions, message_to_contact(sneaky, settings=demo, source="smtp"), demo.config
+    )
+    assert receipt.ticket_id == mine.ticket_id
+    with sessions() as s:
+        count = s.scalar(
+            select(func.count())
+            .select_from(Interaction)
+            .where(Interaction.ticket_id == theirs.ticket_id)
+        )
+    assert count == 1

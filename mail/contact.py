@@ -37,6 +37,7 @@ from mail.threads import (
     parse_id_list,
     signed_ref_in,
     verify_message_id,
+    verp_outgoing_id,
 )
 
 __all__ = ["UnparseableMessage", "external_id_for", "message_to_contact", "parse_message"]
@@ -180,7 +181,7 @@ def _build(
         "envelope_to": list(envelope_to) if envelope_to else None,
         "reply_to": parsed.reply_to if parsed.reply_to != parsed.from_email else None,
         "quoted_text_start": quoted_text_start(parsed.text),
-        "bounce": verdict.bounce.as_meta() if verdict.bounce else None,
+        "bounce": _bounce_meta(settings, parsed, verdict, envelope_to),
         "thread_by": how,
         "attachments_skipped": skipped or None,
         "parse_notes": parsed.notes or None,
@@ -218,6 +219,28 @@ def _build(
         sender_authenticated=auth.verified,
         meta=scrub(meta),
     )
+
+
+def _bounce_meta(
+    settings: Settings, parsed: ParsedMessage, verdict: Verdict, envelope_to: list[str] | None
+) -> dict[str, Any] | None:
+    """The bounce for `record_bounce`, with the outgoing message its VERP address names (the SMTP
+    envelope, else the headers a mailbox keeps of it)."""
+    if verdict.bounce is None:
+        return None
+    meta = verdict.bounce.as_meta()
+    candidates = [
+        *(envelope_to or []),
+        *raw_headers(parsed.msg, "Delivered-To"),
+        *raw_headers(parsed.msg, "X-Original-To"),
+        *parsed.to,
+    ]
+    for address in candidates:
+        outgoing_id = verp_outgoing_id(settings, str(address))
+        if outgoing_id is not None:
+            meta["verp_outgoing_id"] = outgoing_id
+            break
+    return meta
 
 
 def _fit_attachment(attachment: InboundAttachment) -> InboundAttachment:

@@ -319,6 +319,10 @@ def send_email(outgoing_id: int) -> str:
 
 
 def send_outgoing(sessions: Any, settings: Settings, outgoing_id: int) -> str:
+    """Send (or keep) one outgoing email. The envelope sender is the message's own VERP address
+    (`mail.threads.make_verp_address`), so its bounce names it with our signature."""
+    from mail.threads import make_verp_address
+
     with sessions() as session:
         msg = session.get(OutgoingMessage, outgoing_id)
         if msg is None or msg.channel != "email":
@@ -332,7 +336,6 @@ def send_outgoing(sessions: Any, settings: Settings, outgoing_id: int) -> str:
         if not msg.message_id:
             msg.message_id = _message_id(settings, ticket, msg.id)
             session.commit()
-        sender = parseaddr(settings.mail_from)[1] or settings.mail_from
         recipients = _recipients(msg)
         email: EmailMessage | None = None
         error = None
@@ -352,7 +355,8 @@ def send_outgoing(sessions: Any, settings: Settings, outgoing_id: int) -> str:
             outcome, error = "kept", None
         else:
             try:
-                note = deliver(Relay.from_url(settings.smtp_url), email, sender, recipients)
+                envelope_from = make_verp_address(settings, msg.id)
+                note = deliver(Relay.from_url(settings.smtp_url), email, envelope_from, recipients)
                 outcome, error = "sent", (f"refused: {note}" if note else None)
             except PermanentSendError as exc:
                 outcome, error = "failed", str(exc)
@@ -394,6 +398,10 @@ def record_bounce(
     `bounce` is what the parser found (`meta["bounce"]`): the original Message-ID (a string, or a
     mapping with `original_message_id`, optional `action`, `status`, `recipients`, `diagnostic`).
     A delayed notice (`action: delayed`) is not a failure. Runs in the caller's transaction.
+
+    `verp_outgoing_id` (the bounce came back to that message's signed envelope sender) names the
+    message with authority. Otherwise a failed recipient counts only when the message was really
+    sent to it: anyone can write a report quoting a Message-ID they received themselves.
     """
     from mail.threads import normalize_message_id, outgoing_id_of
 
@@ -406,9 +414,12 @@ def record_bounce(
     ):
         return None
     original = normalize_message_id(info.get("original_message_id") or info.get("message_id") or "")
-    if not original:
+    verp_id = info.get("verp_outgoing_id")
+    msg = session.get(OutgoingMessage, int(verp_id)) if isinstance(verp_id, int) else None
+    if msg is None and not original:
         return None
-    msg = session.scalar(select(OutgoingMessage).where(OutgoingMessage.message_id == original))
+    if msg is None:
+        msg = session.scalar(select(OutgoingMessage).where(OutgoingMessage.message_id == original))
     if msg is None:
         own_id = outgoing_id_of(settings, original)
         if own_id and own_id.isdigit():
@@ -427,6 +438,8 @@ def record_bounce(
     # A report names the recipient that failed; it counts only for an address this message was
     # really sent to (anyone can write a DSN quoting a Message-ID they received themselves).
     addresses = [a for a in dict.fromkeys(failed) if a in sent_to] if failed else sent_to
+    if msg is not None and verp_id == msg.id and not addresses:
+        addresses = sent_to  # came back to the message's own signed envelope sender: authentic
     if not addresses:
         log.warning(
             "ignored a bounce of %s for %s: not a recipient of that message", original, failed
@@ -448,4 +461,4 @@ def record_bounce(
             outgoing_id=msg.id,
             bounce_ticket_id=ticket_id,
         )
-    return original
+    return original or msg.message_id

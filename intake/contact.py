@@ -32,6 +32,9 @@ class InboundContact:
     `sender_kind` is what the channel recognised: human, auto_reply, bounce, list, own, noreply;
     only humans are acknowledged. `attach_to_open_ticket` appends to the resident's latest open
     ticket instead of opening another one.
+    `sender_authenticated` is the channel's verdict on the sender's identity: True (verified, e.g.
+    DMARC passed at a trusted mail server), False (verification failed: the sender may be forged,
+    so it is never treated as a participant — no append, no reopen) or None (not checked).
     """
 
     channel: str
@@ -54,6 +57,7 @@ class InboundContact:
     ticket_ref_trusted: bool = False
     sender_kind: str = "human"
     attach_to_open_ticket: bool = False
+    sender_authenticated: bool | None = None
     raw_ref: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 

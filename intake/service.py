@@ -160,6 +160,13 @@ def is_participant(session: Session, ticket: Ticket, phone: str | None, email: s
 def _thread_candidate(
     session: Session, contact: InboundContact, resident: _Resident | None
 ) -> Ticket | None:
+    """The ticket this contact answers. A ticket the channel verified (a signed reference) wins:
+    it vouches for that ticket only, so another id in the same References list (anyone's
+    Message-ID can be copied there) never moves the message to a different ticket."""
+    if contact.ticket_ref and contact.ticket_ref_trusted:
+        ticket = session.scalar(select(Ticket).where(Ticket.ref == contact.ticket_ref.upper()))
+        if ticket is not None:
+            return ticket
     if contact.references:
         ticket = session.scalar(
             select(Ticket)
@@ -353,9 +360,14 @@ def _receive_once(
     ticket: Ticket | None = None
     linked: Ticket | None = None
     if candidate is not None:
-        candidate = _follow_merges(session, candidate)
-        trusted = (
+        vouched = (
             contact.ticket_ref_trusted
+            and contact.ticket_ref is not None
+            and candidate.ref == contact.ticket_ref.upper()
+        )
+        candidate = _follow_merges(session, candidate)
+        trusted = contact.sender_authenticated is not False and (
+            vouched
             or is_participant(session, candidate, phone, email)
             or (
                 contact.attach_to_open_ticket

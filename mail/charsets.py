@@ -89,6 +89,19 @@ ALIASES: dict[str, str] = {
     "hz-gb-2312": "hz",
     "x-hz": "hz",
 }
+NOT_CHARSETS = frozenset(
+    [
+        "punycode",
+        "idna",
+        "raw-unicode-escape",
+        "unicode-escape",
+        "raw_unicode_escape",
+        "unicode_escape",
+        "undefined",
+        "rot-13",
+        "rot13",
+    ]
+)
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 DETECT_SAMPLE_BYTES = 64 * 1024
 
@@ -128,9 +141,12 @@ def codec_for(label: str | None) -> str | None:
         return "big5hkscs"
     name = ALIASES.get(clean, clean)
     try:
-        return codecs.lookup(name).name
+        info = codecs.lookup(name)
     except LookupError:
         return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in NOT_CHARSETS:
+        return None  # base64, rot13, punycode, idna…: transforms, not a MIME charset
+    return info.name
 
 
 def strict_decode(data: bytes, codec: str) -> str | None:
@@ -140,7 +156,7 @@ def strict_decode(data: bytes, codec: str) -> str | None:
             text = data.decode("big5hkscs", errors="hotline-cp950")
             return None if text.count("\ufffd") > max(2, len(text) // 200) else text
         return data.decode(codec)
-    except (UnicodeDecodeError, LookupError):
+    except Exception:  # any codec failure (UnicodeError, ValueError, …) means "not this one"
         return None
 
 
@@ -178,7 +194,10 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str]:
         if text is not None:
             return text, guessed
     fallback = declared or guessed or "utf-8"
-    return data.decode(fallback, errors="replace"), fallback
+    try:
+        return data.decode(fallback, errors="replace"), fallback
+    except Exception:  # a codec that fails even with errors="replace" (utf-7 on some input)
+        return data.decode("utf-8", errors="replace"), "utf-8"
 
 
 def recover_header(value: str, hint: str | None = None) -> str:

@@ -15,7 +15,7 @@ import hanzidentifier
 
 from intake.config import Settings
 from intake.contact import InboundAttachment, InboundContact
-from intake.phones import normalize_email
+from intake.phones import normalize_email, plausible_name
 from mail.attachments import (
     MAX_ATTACHMENT_BYTES,
     MAX_ATTACHMENTS,
@@ -23,9 +23,11 @@ from mail.attachments import (
     Limits,
     store_attachments,
 )
+from mail.auth import trusted_ids
+from mail.auth import verdict as auth_verdict
 from mail.charsets import CJK
 from mail.loops import Verdict, classify
-from mail.parse import ParsedMessage, UnparseableMessage, parse_message
+from mail.parse import ParsedMessage, UnparseableMessage, parse_message, raw_headers
 from mail.quoting import quoted_text_start
 from mail.threads import (
     find_body_marker,
@@ -35,6 +37,7 @@ from mail.threads import (
     parse_id_list,
     signed_ref_in,
     verify_message_id,
+    verp_outgoing_id,
 )
 
 __all__ = ["UnparseableMessage", "external_id_for", "message_to_contact", "parse_message"]
@@ -178,13 +181,23 @@ def _build(
         "envelope_to": list(envelope_to) if envelope_to else None,
         "reply_to": parsed.reply_to if parsed.reply_to != parsed.from_email else None,
         "quoted_text_start": quoted_text_start(parsed.text),
-        "bounce": verdict.bounce.as_meta() if verdict.bounce else None,
+        "bounce": _bounce_meta(settings, parsed, verdict, envelope_to),
         "thread_by": how,
         "attachments_skipped": skipped or None,
         "parse_notes": parsed.notes or None,
         "message_id_synthetic": True if not own_id else None,
+        "display_name": parsed.from_name
+        if parsed.from_name and plausible_name(parsed.from_name) is None
+        else None,
     }
     meta.update({k: v for k, v in optional.items() if v is not None})
+    auth = auth_verdict(
+        raw_headers(parsed.msg, "Authentication-Results"),
+        parsed.from_email,
+        trusted_ids((settings.config.mail or {}).get("trusted_authserv_id")),
+    )
+    if auth.authserv_id is not None:
+        meta["authentication"] = auth.as_meta()
     recipients = list(envelope_to or []) or parsed.to
     sender_email = normalize_email(fit(parsed.from_email, 254))
     return InboundContact(
@@ -192,7 +205,7 @@ def _build(
         external_id=scrub(external_id),
         kind="email",
         sender_email=sender_email if sender_email and "\ufffd" not in sender_email else None,
-        sender_name=fit(parsed.from_name, 200),
+        sender_name=fit(plausible_name(parsed.from_name), 200),
         recipient=fit(recipients[0].lower() if recipients else None, 300),
         subject=fit(parsed.subject, 500),
         text=scrub(parsed.text),
@@ -203,8 +216,31 @@ def _build(
         ticket_ref=ticket_ref,
         ticket_ref_trusted=trusted,
         sender_kind=verdict.sender_kind,
+        sender_authenticated=auth.verified,
         meta=scrub(meta),
     )
+
+
+def _bounce_meta(
+    settings: Settings, parsed: ParsedMessage, verdict: Verdict, envelope_to: list[str] | None
+) -> dict[str, Any] | None:
+    """The bounce for `record_bounce`, with the outgoing message its VERP address names (the SMTP
+    envelope, else the headers a mailbox keeps of it)."""
+    if verdict.bounce is None:
+        return None
+    meta = verdict.bounce.as_meta()
+    candidates = [
+        *(envelope_to or []),
+        *raw_headers(parsed.msg, "Delivered-To"),
+        *raw_headers(parsed.msg, "X-Original-To"),
+        *parsed.to,
+    ]
+    for address in candidates:
+        outgoing_id = verp_outgoing_id(settings, str(address))
+        if outgoing_id is not None:
+            meta["verp_outgoing_id"] = outgoing_id
+            break
+    return meta
 
 
 def _fit_attachment(attachment: InboundAttachment) -> InboundAttachment:

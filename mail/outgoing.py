@@ -167,6 +167,13 @@ def is_automatic(msg: OutgoingMessage) -> bool:
     return msg.template is not None
 
 
+def one_line(value: str | None) -> str:
+    """A header value on one line: CR, LF and other control characters (a resident's encoded
+    subject, an API client's `subject`) folded into single spaces."""
+    text = "".join(" " if not ch.isprintable() else ch for ch in value or "")
+    return " ".join(text.split())
+
+
 def build_email(
     session: Session, msg: OutgoingMessage, ticket: Ticket | None, settings: Settings
 ) -> EmailMessage:
@@ -179,8 +186,8 @@ def build_email(
     local, _, domain = sender.partition("@")
     email = EmailMessage(policy=SMTP)
     email["From"] = Address(config.company(language), local, domain)
-    email["To"] = msg.to
-    subject = (msg.subject or "").strip()
+    email["To"] = one_line(msg.to)
+    subject = one_line(msg.subject)
     if ticket is not None and ticket.ref and f"[{ticket.ref}]" not in subject:
         subject = f"{subject} [{ticket.ref}]".strip()
     email["Subject"] = subject
@@ -203,7 +210,7 @@ def build_email(
             and all(c in _HEADER_NAME for c in name)
             and name not in email
         ):
-            email[name] = value
+            email[name] = one_line(value)
     text = msg.body_text or ""
     body_html = msg.body_html or _plain_to_html(text)
     if ticket is not None and ticket.ref:
@@ -291,6 +298,17 @@ def _on_timeline(
     msg.interaction_id = existing
 
 
+def _recipients(msg: OutgoingMessage) -> list[str]:
+    """The valid addresses in `to`; any invalid one makes the whole list unusable."""
+    from intake.phones import normalize_email
+
+    pairs = getaddresses([one_line(msg.to)])
+    found = [normalize_email(addr) for _, addr in pairs]
+    if not found or any(addr is None for addr in found):
+        return []
+    return list(dict.fromkeys(a for a in found if a))
+
+
 def send_email(outgoing_id: int) -> str:
     """RQ job: send (or keep) one outgoing email once, even if the job runs twice."""
     from intake.config import get_settings
@@ -301,6 +319,10 @@ def send_email(outgoing_id: int) -> str:
 
 
 def send_outgoing(sessions: Any, settings: Settings, outgoing_id: int) -> str:
+    """Send (or keep) one outgoing email. The envelope sender is the message's own VERP address
+    (`mail.threads.make_verp_address`), so its bounce names it with our signature."""
+    from mail.threads import make_verp_address
+
     with sessions() as session:
         msg = session.get(OutgoingMessage, outgoing_id)
         if msg is None or msg.channel != "email":
@@ -314,16 +336,27 @@ def send_outgoing(sessions: Any, settings: Settings, outgoing_id: int) -> str:
         if not msg.message_id:
             msg.message_id = _message_id(settings, ticket, msg.id)
             session.commit()
-        email = build_email(session, msg, ticket, settings)
-        recipients = [addr for _, addr in getaddresses([msg.to]) if addr]
-        sender = parseaddr(settings.mail_from)[1] or settings.mail_from
+        recipients = _recipients(msg)
+        email: EmailMessage | None = None
+        error = None
         if not recipients:
-            outcome, error = "failed", f"no usable address in {msg.to!r}"
+            error = f"no usable address in {msg.to!r}"
+        elif is_automatic(msg) and len(recipients) != 1:
+            error = f"automatic mail goes to exactly one recipient, not {msg.to!r}"
+        else:
+            try:
+                email = build_email(session, msg, ticket, settings)
+            except Exception as exc:  # never leave the row in `sending`: say why it failed
+                log.exception("email %s cannot be built", outgoing_id)
+                error = f"cannot be built: {type(exc).__name__}: {exc}"
+        if email is None:
+            outcome = "failed"
         elif not settings.smtp_url:
             outcome, error = "kept", None
         else:
             try:
-                note = deliver(Relay.from_url(settings.smtp_url), email, sender, recipients)
+                envelope_from = make_verp_address(settings, msg.id)
+                note = deliver(Relay.from_url(settings.smtp_url), email, envelope_from, recipients)
                 outcome, error = "sent", (f"refused: {note}" if note else None)
             except PermanentSendError as exc:
                 outcome, error = "failed", str(exc)
@@ -334,10 +367,11 @@ def send_outgoing(sessions: Any, settings: Settings, outgoing_id: int) -> str:
                 raise
         msg.status, msg.error = outcome, error
         msg.sent_at = utcnow() if outcome == "sent" else None
+        references = email["References"] if email is not None else None
         msg.headers = {
             **(msg.headers or {}),
             "Message-ID": msg.message_id,
-            **({"References": email["References"]} if email["References"] else {}),
+            **({"References": str(references)} if references else {}),
         }
         _on_timeline(session, msg, ticket, settings)
         if ticket is not None and outcome == "failed":
@@ -364,6 +398,10 @@ def record_bounce(
     `bounce` is what the parser found (`meta["bounce"]`): the original Message-ID (a string, or a
     mapping with `original_message_id`, optional `action`, `status`, `recipients`, `diagnostic`).
     A delayed notice (`action: delayed`) is not a failure. Runs in the caller's transaction.
+
+    `verp_outgoing_id` (the bounce came back to that message's signed envelope sender) names the
+    message with authority. Otherwise a failed recipient counts only when the message was really
+    sent to it: anyone can write a report quoting a Message-ID they received themselves.
     """
     from mail.threads import normalize_message_id, outgoing_id_of
 
@@ -376,9 +414,12 @@ def record_bounce(
     ):
         return None
     original = normalize_message_id(info.get("original_message_id") or info.get("message_id") or "")
-    if not original:
+    verp_id = info.get("verp_outgoing_id")
+    msg = session.get(OutgoingMessage, int(verp_id)) if isinstance(verp_id, int) else None
+    if msg is None and not original:
         return None
-    msg = session.scalar(select(OutgoingMessage).where(OutgoingMessage.message_id == original))
+    if msg is None:
+        msg = session.scalar(select(OutgoingMessage).where(OutgoingMessage.message_id == original))
     if msg is None:
         own_id = outgoing_id_of(settings, original)
         if own_id and own_id.isdigit():
@@ -389,12 +430,23 @@ def record_bounce(
         " ".join(str(info[k]) for k in ("status", "diagnostic") if info.get(k))
         or "returned as undeliverable"
     )
+    from intake.phones import normalize_email
+
+    sent_to = _recipients(msg)
+    named = [*(info.get("recipients") or []), info.get("recipient")]
+    failed = [a for a in (normalize_email(str(r)) for r in named if r) if a]
+    # A report names the recipient that failed; it counts only for an address this message was
+    # really sent to (anyone can write a DSN quoting a Message-ID they received themselves).
+    addresses = [a for a in dict.fromkeys(failed) if a in sent_to] if failed else sent_to
+    if msg is not None and verp_id == msg.id and not addresses:
+        addresses = sent_to  # came back to the message's own signed envelope sender: authentic
+    if not addresses:
+        log.warning(
+            "ignored a bounce of %s for %s: not a recipient of that message", original, failed
+        )
+        return None
     changed = msg.status != "undeliverable"
     msg.status, msg.error = "undeliverable", reason[:2000]
-    failed = [str(r).lower() for r in info.get("recipients") or [] if r]
-    if info.get("recipient"):
-        failed.append(str(info["recipient"]).lower())
-    addresses = failed or [addr.lower() for _, addr in getaddresses([msg.to]) if addr]
     for point in session.scalars(
         select(ContactPoint).where(ContactPoint.kind == "email", ContactPoint.value.in_(addresses))
     ):
@@ -409,4 +461,4 @@ def record_bounce(
             outgoing_id=msg.id,
             bounce_ticket_id=ticket_id,
         )
-    return original
+    return original or msg.message_id

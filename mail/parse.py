@@ -20,15 +20,16 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from email import policy
+from email import errors, policy
 from email.header import decode_header
-from email.headerregistry import BaseHeader, HeaderRegistry
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.policy import EmailPolicy
 from email.utils import getaddresses
 from functools import lru_cache
 
+from intake.phones import normalize_email
 from mail.attachments import Candidate
 from mail.charsets import decode_bytes, family, recover_header, repair_double_encoding
 from mail.html import render
@@ -270,18 +271,50 @@ def decode_header_value(value: str | None, hint: str | None = None) -> str:
     return repair_double_encoding("".join(out)).strip()
 
 
-def _addresses(value: str | None) -> list[tuple[str, str]]:
+def _strict_addresses(value: str) -> list[Address] | None:
+    """The mailboxes of an address-list header parsed by `email.headerregistry`, or None when the
+    parser reported a defect in it (a quoted string posing as an address, a missing domain, …).
+    Obsolete syntax (a period in a display name) is tolerated."""
+    try:
+        header = _CLASSES("From", value)
+    except Exception:  # the stdlib parser gave up: no trustworthy address in there
+        return None
+    if any(isinstance(d, errors.InvalidHeaderDefect) for d in header.defects):
+        return None
+    return list(header.addresses)  # type: ignore[attr-defined]
+
+
+def _mailbox(value: str | None, hint: str | None) -> tuple[str | None, str] | None:
+    """(display name, address) when `value` is exactly one syntactically valid mailbox, else None.
+
+    A From that is a list, a group, a quoted string or anything with a parse defect names no
+    sender: a sender is one mailbox or none (issue 12: a quoted "a@x, b@y" was once taken for
+    the address and answered twice)."""
+    if not value:
+        return None
+    unfolded = recover_header(_unfold(value), hint)
+    found = _strict_addresses(unfolded)
+    if not found or len(found) != 1:
+        return None
+    address = normalize_email(found[0].addr_spec)
+    if address is None:
+        return None
+    name = found[0].display_name
+    try:  # the display name through our charset table (GB labels lie), when it is the same one
+        [(raw_name, raw_address)] = getaddresses([unfolded])
+        if raw_address.strip().lower() == address:
+            name = decode_header_value(raw_name, hint) or name
+    except Exception:  # keep the stdlib's decoding of the name
+        pass
+    return (name.strip("\"' ") or None), address
+
+
+def _addresses(value: str | None) -> list[str]:
+    """The valid mailboxes of an address-list header (To, Reply-To), lower-cased."""
     if not value:
         return []
-    unfolded = _unfold(value)
-    try:
-        pairs = [(n, a) for n, a in getaddresses([unfolded]) if "@" in a]
-    except Exception:
-        pairs = []
-    if not pairs:
-        found = re.findall(r"[\w.+'=-]+@[\w-]+(?:\.[\w-]+)+", unfolded)
-        pairs = [("", address) for address in found]
-    return pairs
+    found = _strict_addresses(_unfold(value)) or []
+    return [a for a in (normalize_email(m.addr_spec) for m in found) if a]
 
 
 def _part_bytes(part: Message) -> bytes:
@@ -438,14 +471,16 @@ def parse_message(raw: bytes) -> ParsedMessage:
     _body_and_attachments(msg, parsed, time.monotonic() + TIME_BUDGET_SECONDS)
     hint = parsed.body_charset
     parsed.subject = decode_header_value(raw_header(msg, "Subject"), hint)
-    senders = _addresses(raw_header(msg, "From")) or _addresses(raw_header(msg, "Sender"))
-    if not senders:  # some clients encode the whole From value, address included, as one word
-        senders = _addresses(decode_header_value(raw_header(msg, "From"), hint))
-    if senders:
-        name, address = senders[0]
-        parsed.from_name = decode_header_value(name, hint).strip("\"' ") or None
-        parsed.from_email = recover_header(address, hint).strip().lower() or None
+    from_value = raw_header(msg, "From")
+    sender = _mailbox(from_value, hint)
+    if sender is None and from_value and "=?" in from_value:
+        # some clients encode the whole From value, address included, as one word
+        sender = _mailbox(decode_header_value(from_value, hint), hint)
+    if sender is None and not from_value:
+        sender = _mailbox(raw_header(msg, "Sender"), hint)
+    if sender is not None:
+        parsed.from_name, parsed.from_email = sender
     reply_to = _addresses(raw_header(msg, "Reply-To"))
-    parsed.reply_to = reply_to[0][1].lower() if reply_to else None
-    parsed.to = [a.lower() for _, a in _addresses(", ".join(raw_headers(msg, "To")))]
+    parsed.reply_to = reply_to[0] if len(reply_to) == 1 else None
+    parsed.to = _addresses(", ".join(raw_headers(msg, "To")))
     return parsed

@@ -25,6 +25,7 @@ from sqlalchemy.orm import sessionmaker
 from intake.config import ConfigError, Settings
 from intake.phones import normalize_email
 from mail.store import max_message_bytes, store_message
+from mail.threads import verp_outgoing_id
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,10 @@ class ComplaintHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        if normalize_email(address) not in self.accepted:
+        if (
+            normalize_email(address) not in self.accepted
+            and verp_outgoing_id(self.settings, address) is None
+        ):
             return "550 5.1.1 Recipient rejected: no such mailbox here"
         envelope.rcpt_tos.append(address)
         return "250 OK"

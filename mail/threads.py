@@ -94,6 +94,33 @@ def verify_message_id(settings: Settings, message_id: str | None) -> str | None:
     return ref.upper()
 
 
+_VERP = re.compile(r"^(.+)\+b\.(\d{1,18})\.([0-9a-f]{12})@([^@\s]+)$")
+
+
+def make_verp_address(settings: Settings, outgoing_id: int) -> str:
+    """The envelope sender of one outgoing message: ``local+b.{id}.{hmac12}@domain``. A bounce
+    comes back to it, naming the message it is about with a signature nobody else can make."""
+    address = parseaddr(settings.mail_from)[1] or settings.mail_from
+    local, _, domain = address.partition("@")
+    sig = _signature(settings, f"verp.{outgoing_id}", 12)
+    return f"{local}+b.{outgoing_id}.{sig}@{domain}".lower()
+
+
+def verp_outgoing_id(settings: Settings, address: str | None) -> int | None:
+    """The outgoing-message id of one of our valid VERP addresses, else None."""
+    match = _VERP.match((address or "").strip().strip("<>").lower())
+    if not match:
+        return None
+    own = (parseaddr(settings.mail_from)[1] or settings.mail_from).lower()
+    local, _, domain = own.partition("@")
+    if match.group(1) != local or match.group(4) != domain:
+        return None
+    expected = _signature(settings, f"verp.{match.group(2)}", 12)
+    if not hmac.compare_digest(match.group(3), expected):
+        return None
+    return int(match.group(2))
+
+
 def outgoing_id_of(settings: Settings, message_id: str | None) -> str | None:
     """The outgoing-message id inside a valid signed Message-ID (for bounce bookkeeping)."""
     parsed = parse_signed_id(message_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from email.utils import getaddresses
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from intake.db import serialize_transactions
 from intake.models import ContactPoint, Interaction, OutgoingMessage, Ticket, utcnow
+from intake.phones import normalize_email, plausible_name
 from intake.phrases import render
 from intake.tickets import enqueue_after_commit, record_event
 from worker.context import config, sessions
@@ -27,6 +29,11 @@ log = logging.getLogger(__name__)
 
 ACK_TEMPLATE = "ack_email"
 BREAKER_HEALTH = "mail:acknowledgements"
+
+
+def recipients_of(value: str | None) -> set[str]:
+    """The real addresses in an outgoing row's `to` (normally exactly one)."""
+    return {a for a in (normalize_email(v) for _, v in getaddresses([value or ""])) if a}
 
 
 def _recent_acks(session: Session, since_minutes: int, to: str | None = None) -> int:
@@ -38,9 +45,15 @@ def _recent_acks(session: Session, since_minutes: int, to: str | None = None) ->
             OutgoingMessage.created_at >= utcnow() - timedelta(minutes=since_minutes),
         )
     )
-    if to is not None:
-        query = query.where(OutgoingMessage.to == to)
-    return session.scalar(query) or 0
+    if to is None:
+        return session.scalar(query) or 0
+    # every real recipient counts: a row addressed to "victim, other" is one to the victim
+    rows = session.scalars(
+        query.with_only_columns(OutgoingMessage.to).where(
+            func.lower(OutgoingMessage.to).contains(to.partition("@")[0], autoescape=True)
+        )
+    ).all()
+    return sum(1 for row in rows if to in recipients_of(row))
 
 
 def _suppressed(session: Session, ticket: Ticket, reason: str, message: str) -> str:
@@ -70,7 +83,11 @@ def acknowledge(ticket_id: int, interaction_id: int) -> str:
             return f"no written acknowledgement for {inbound.channel}"
         if (inbound.meta or {}).get("sender_kind", "human") != "human":
             return "not a human sender"
-        to = ticket.contact_email
+        to = normalize_email(ticket.contact_email)
+        if to is None:
+            return _suppressed(
+                session, ticket, "invalid_address", f"{ticket.contact_email!r} is not one address"
+            )
         if session.scalar(
             select(ContactPoint.id).where(
                 ContactPoint.kind == "email",
@@ -125,9 +142,10 @@ def acknowledge(ticket_id: int, interaction_id: int) -> str:
         context = {
             "company": cfg.company(language),
             "ref": ticket.ref,
-            "name": ticket.resident.name
-            if ticket.resident
-            else (inbound.meta or {}).get("sender_name"),
+            # printed after "Dear": only something that looks like a name, never a sender's words
+            "name": plausible_name(
+                ticket.resident.name if ticket.resident else (inbound.meta or {}).get("sender_name")
+            ),
             "received_at": received,
             "department": dept,
             "resolution_due": (

@@ -256,3 +256,61 @@ def test_the_callers_bookkeeping_commits_with_the_ticket_or_not_at_all(demo, ses
     again = receive(sessions, contact, demo.config, also=bookkeeping)
     assert seen == [first, again] and again.duplicate
     assert count(sessions, Outbox, Outbox.job == "noted") == 2
+
+
+def test_a_signed_reference_vouches_only_for_its_own_ticket(demo, sessions):
+    """Issue 12 #2: the stranger's own signed id (ticket A) plus the neighbour's Message-ID
+    (ticket B) in References must not land on B, and must not make the stranger B's participant."""
+    neighbours = receive(sessions, email_contact(), demo.config)
+    strangers = receive(sessions, email_contact(sender_email="stranger@example.org"), demo.config)
+    with sessions() as s:
+        neighbour_id = s.scalars(
+            select(Interaction.external_id).where(Interaction.ticket_id == neighbours.ticket_id)
+        ).one()
+    sneaky = receive(
+        sessions,
+        email_contact(
+            sender_email="stranger@example.org",
+            ticket_ref=strangers.ticket_ref,
+            ticket_ref_trusted=True,
+            references=(f"<hl.{strangers.ticket_ref.lower()}.1.0123@x>", neighbour_id),
+        ),
+        demo.config,
+    )
+    assert sneaky.ticket_id == strangers.ticket_id
+    assert count(sessions, Interaction, Interaction.ticket_id == neighbours.ticket_id) == 1
+    again = receive(
+        sessions,
+        email_contact(sender_email="stranger@example.org", references=(neighbour_id,)),
+        demo.config,
+    )
+    assert again.ticket_id != neighbours.ticket_id and again.linked_to == neighbours.ticket_ref
+    assert count(sessions, Interaction, Interaction.ticket_id == neighbours.ticket_id) == 1
+
+
+def test_a_sender_that_failed_authentication_never_appends_or_reopens(demo, sessions):
+    """Issue 12 #4: a spoofed From (DMARC failed at the trusted mail server) is not a participant,
+    even with the ticket's own signed reference: a new linked ticket, the original untouched."""
+    opened = receive(sessions, email_contact(), demo.config)
+    with sessions() as s:
+        ticket = s.get(Ticket, opened.ticket_id)
+        ticket.status = "resolved"
+        first_id = ticket.interactions[0].external_id
+        s.commit()
+    for overrides in (
+        {"references": (first_id,)},
+        {"ticket_ref": opened.ticket_ref, "ticket_ref_trusted": True},
+        {"ticket_ref": opened.ticket_ref},
+    ):
+        spoofed = receive(
+            sessions, email_contact(sender_authenticated=False, **overrides), demo.config
+        )
+        assert spoofed.created_ticket and spoofed.linked_to == opened.ticket_ref
+        assert not spoofed.reopened
+    assert count(sessions, Interaction, Interaction.ticket_id == opened.ticket_id) == 1
+    with sessions() as s:
+        assert s.get(Ticket, opened.ticket_id).status == "resolved"
+    verified = receive(
+        sessions, email_contact(sender_authenticated=True, references=(first_id,)), demo.config
+    )
+    assert verified.ticket_id == opened.ticket_id and verified.reopened

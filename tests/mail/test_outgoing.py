@@ -24,7 +24,7 @@ from intake.models import (
 )
 from mail.outgoing import TransientSendError, send_outgoing
 from mail.smtpd import Listener, start_listener
-from mail.threads import verify_message_id
+from mail.threads import verify_message_id, verp_outgoing_id
 from tests.mail.dovecot import free_port
 from tests.mail.mailmaker import resident_mail
 from worker.runner import drain
@@ -69,7 +69,9 @@ def test_a_residents_mail_gets_one_threaded_acknowledgement_in_their_language(
 
     relay.wait_for(1)
     [sent] = relay.to("chan.taiman@example.com")
-    assert sent.mail_from == ADDRESS
+    local, _, domain = ADDRESS.partition("@")
+    assert sent.mail_from.startswith(f"{local}+b.") and sent.mail_from.endswith(f"@{domain}")
+    assert verp_outgoing_id(get_settings(), sent.mail_from) is not None, "VERP: signed per message"
     head = sent.raw.split(b"\r\n\r\n", 1)[0]
     assert head.isascii(), "headers are RFC 2047 encoded, no raw UTF-8"
     msg = sent.message
@@ -322,3 +324,36 @@ def test_an_operators_reply_is_not_marked_automatic(relay, sessions):
     assert sent.message["Auto-Submitted"] is None
     assert sent.message["X-Auto-Response-Suppress"] is None
     assert sent.message["Subject"].endswith(f"[{receipt.ticket_ref}]")
+
+
+def test_a_bounce_to_the_verp_address_names_its_message_and_nothing_else(relay, listener, sessions):
+    """Issue 12 #3: the envelope sender is signed per message and the listener accepts it; a
+    report sent there marks only that message's recipient, whatever Final-Recipient it claims."""
+    deliver(listener, resident_mail(subject="熱水器壞了"))
+    drain()
+    relay.wait_for(1)
+    [ack] = relay.to("chan.taiman@example.com")
+    verp = ack.mail_from
+    forged_local = verp.replace("+b.", "+b.9").split("@")[0]
+    import smtplib
+
+    with (
+        smtplib.SMTP("127.0.0.1", listener.port, timeout=30) as client,
+        pytest.raises(smtplib.SMTPRecipientsRefused),
+    ):
+        client.sendmail("", [f"{forged_local}@hotline.localhost"], b"Subject: x\r\n\r\nx\r\n")
+    report = _bounce_of(ack.raw).replace(
+        b"Final-Recipient: rfc822; chan.taiman@example.com",
+        b"Final-Recipient: rfc822; somebody.else@example.com",
+    )
+    with smtplib.SMTP("127.0.0.1", listener.port, timeout=30) as client:
+        client.sendmail("", [verp], report)
+    drain()
+    with sessions() as session:
+        out = session.scalars(select(OutgoingMessage).where(ACK)).one()
+        point = session.scalars(
+            select(ContactPoint).where(ContactPoint.value == "chan.taiman@example.com")
+        ).one()
+        raw = session.scalars(select(RawMessage).where(RawMessage.classification == "bounce")).one()
+    assert out.status == "undeliverable" and point.unreachable
+    assert raw.status == "processed"

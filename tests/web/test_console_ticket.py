@@ -312,3 +312,22 @@ def test_a_merge_cannot_make_a_cycle(console, demo, sessions):
     post(console, f"/tickets/{a}/merge", {"duplicate": b})
     post(console, f"/tickets/{b}/merge", {"duplicate": a})
     assert ticket_of(sessions, a).merged_into_id is None
+
+
+def test_a_change_the_lifecycle_refuses_is_explained_and_changes_nothing(console, demo, sessions):
+    ref = receive(sessions, email_contact(), demo.config).ticket_ref
+    resolved = post(console, f"/tickets/{ref}/resolve", {"resolution_note": "已修復"})
+    assert resolved.status_code == 302
+    assert ticket_of(sessions, ref).status == "resolved"
+    refused = post(console, f"/tickets/{ref}/update", {"status": "waiting_resident"})
+    page = text(console.get(refused.headers["Location"]))
+    assert "狀態為「已解決」的工單不能改為「等候住戶回覆」" in page
+    assert ticket_of(sessions, ref).status == "resolved"
+    again = post(console, f"/tickets/{ref}/update", {"status": "in_progress"})
+    assert again.status_code == 302
+    ticket = ticket_of(sessions, ref)
+    assert ticket.status == "in_progress" and ticket.resolved_at is None
+    assert ("reopened", "operator@hotline.localhost") in events(sessions, ref)
+    no_note = post(console, f"/tickets/{ref}/resolve", {"resolution_note": "  "})
+    assert "必須填寫處理結果" in text(console.get(no_note.headers["Location"]))
+    assert ticket_of(sessions, ref).status == "in_progress"

@@ -65,7 +65,9 @@ def list_callbacks() -> Any:
         try:
             if len(key) != 2 or isinstance(key[1], bool):
                 raise ValueError("shape")
-            due, ident = _aware(key[0]), int(key[1])
+            due, ident = _aware(key[0]), key[1]
+            if not isinstance(ident, int) or not 0 <= ident <= MAX_ID:
+                raise ValueError("id")
         except (ValueError, TypeError, OverflowError):
             raise ApiError(400, "invalid_cursor", "the cursor is not one this API issued") from None
         query = query.where(
@@ -123,7 +125,12 @@ def list_residents() -> Any:
     cursor = request.args.get("cursor")
     if cursor:
         key = decode_cursor(cursor)
-        if len(key) != 1 or not isinstance(key[0], int) or isinstance(key[0], bool):
+        if (
+            len(key) != 1
+            or not isinstance(key[0], int)
+            or isinstance(key[0], bool)
+            or not 0 <= key[0] <= MAX_ID
+        ):
             raise ApiError(400, "invalid_cursor", "the cursor is not one this API issued")
         query = query.where(Resident.id > key[0])
     rows = list(g.db.scalars(query.order_by(Resident.id).limit(limit + 1)))
@@ -162,12 +169,12 @@ def create_resident() -> Any:
     data = json_body()
     check_fields(data, {"name", "language", "building", "unit", "phones", "emails", "notes"})
     conf = config()
-    name = text_field(data, "name", required=True, max_length=200)
+    name = text_field(data, "name", required=True, max_length=200, single_line=True)
     language = text_field(data, "language") or conf.default_language
     if language not in LANGUAGES:
         raise ApiError(400, "invalid_field", f"language must be one of {', '.join(LANGUAGES)}")
-    building = text_field(data, "building", max_length=40)
-    label = text_field(data, "unit", max_length=40)
+    building = text_field(data, "building", max_length=40, single_line=True)
+    label = text_field(data, "unit", max_length=40, single_line=True)
     if bool(building) != bool(label):
         raise ApiError(400, "invalid_field", "building and unit go together")
     notes = text_field(data, "notes", max_length=4000)

@@ -93,6 +93,21 @@ def get_callback(callback_id: int) -> Any:
     return jsonify(callback_json(cb, config()))
 
 
+def _visible_residents(query: Any) -> Any:
+    """A department-scoped client sees the residents who have a ticket in its department."""
+    client = current_client()
+    if client.department_id is not None:
+        query = query.where(
+            Resident.id.in_(
+                select(Ticket.resident_id).where(
+                    Ticket.department_id == client.department_id,
+                    Ticket.resident_id.is_not(None),
+                )
+            )
+        )
+    return query
+
+
 def _resident_options() -> list[Any]:
     return [
         selectinload(Resident.unit).selectinload(Unit.building),
@@ -105,7 +120,7 @@ def _resident_options() -> list[Any]:
 def list_residents() -> Any:
     """By id; `q` matches a name or a phone / email, `building` a building code."""
     limit = query_limit()
-    query = select(Resident).options(*_resident_options())
+    query = _visible_residents(select(Resident)).options(*_resident_options())
     q = (request.args.get("q") or "").strip()[:100].replace("\x00", "")
     if q:
         needle = f"%{q.replace('%', '').replace('_', '')}%"
@@ -144,7 +159,9 @@ def get_resident(resident_id: int) -> Any:
     if resident_id > MAX_ID:
         raise ApiError(404, "not_found", f"no resident {resident_id}")
     resident = g.db.scalar(
-        select(Resident).where(Resident.id == resident_id).options(*_resident_options())
+        _visible_residents(select(Resident).where(Resident.id == resident_id)).options(
+            *_resident_options()
+        )
     )
     if resident is None:
         raise ApiError(404, "not_found", f"no resident {resident_id}")
@@ -165,7 +182,13 @@ def _string_list(data: dict[str, Any], name: str) -> list[str]:
 @bp.post("/residents")
 @require("residents:write")
 def create_resident() -> Any:
-    """A resident with a unit and contact points; a phone or email already on file is a 409."""
+    """A resident with a unit and contact points; a phone or email already on file is a 409.
+
+    A department-scoped client may not create residents (403): a new resident has no ticket in
+    any department, so it could never read back what it wrote, and the 409 on a phone or email
+    already on file would tell it who else lives here."""
+    if current_client().department_id is not None:
+        raise ApiError(403, "forbidden", "a department-scoped client cannot create residents")
     data = json_body()
     check_fields(data, {"name", "language", "building", "unit", "phones", "emails", "notes"})
     conf = config()

@@ -120,3 +120,21 @@ def test_create_operator_and_import_residents(env, tmp_path):
     )
     assert result.returncode == 1
     assert "line 2: name is empty" in result.stderr and "line 2: language 'xx'" in result.stderr
+
+
+def test_create_operator_refuses_department_staff_without_a_department(env, demo, sessions):
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from intake.cli import main
+    from intake.models import Operator
+
+    args = ["create-operator", "--email", "nodept@example.com", "--password", "long-enough-pw"]
+    refused = CliRunner().invoke(main, [*args, "--role", "department"])
+    assert refused.exit_code == 2 and "--department" in refused.output
+    with sessions() as session:
+        assert (
+            session.scalar(select(Operator).where(Operator.email == "nodept@example.com")) is None
+        )
+    made = CliRunner().invoke(main, [*args, "--role", "department", "--department", "engineering"])
+    assert made.exit_code == 0, made.output

@@ -25,7 +25,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, false, func, select
 from sqlalchemy.sql import Select
 
 from intake.auth import verify_password
@@ -77,11 +77,19 @@ def login_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., 
 
 
 def visible_tickets(query: Select[Any] | None = None) -> Select[Any]:
-    """Department staff see only their department's tickets; everybody else sees all."""
+    """Department staff see only their department's tickets; everybody else sees all. Fails
+    closed: department staff without a department (or an unknown role) see nothing — never the
+    unrouted tickets that `department_id IS NULL` would match."""
     query = query if query is not None else select(Ticket)
     op = current_operator()
-    if op is not None and op.role == "department":
+    if op is None:
+        return query.where(false())
+    if op.role == "department":
+        if op.department_id is None:
+            return query.where(false())
         query = query.where(Ticket.department_id == op.department_id)
+    elif op.role not in STAFF:
+        return query.where(false())
     return query
 
 
@@ -89,7 +97,9 @@ def can_see(ticket: Ticket) -> bool:
     op = current_operator()
     if op is None:
         return False
-    return op.role != "department" or ticket.department_id == op.department_id
+    if op.role == "department":
+        return op.department_id is not None and ticket.department_id == op.department_id
+    return op.role in STAFF
 
 
 def actor() -> str:

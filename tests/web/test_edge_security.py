@@ -62,3 +62,51 @@ def test_a_department_token_reads_only_its_departments_residents(world: dict[str
     # An unrestricted token still sees and creates everyone.
     full = client.get("/api/v1/residents?limit=200", headers=bearer(world["token"])).json
     assert {r["id"] for r in full["items"]} == everyone
+
+
+# --- item 8: department staff without a department see nothing --------------------------------
+
+
+def test_a_department_user_without_a_department_sees_no_ticket(demo: Any, sessions: Any) -> None:
+    from intake.auth import hash_password
+    from intake.models import Operator
+    from intake.service import receive
+    from tests.factories import email_contact
+    from tests.web.console_helpers import ADMIN, login, make_client, post, text
+
+    unrouted = receive(sessions, email_contact(subject="物業費"), demo.config).ticket_ref
+    with sessions() as session:  # as `hotline create-operator --role department` used to allow
+        session.add(
+            Operator(
+                email="nodept@hotline.localhost",
+                name="No Dept",
+                password_hash=hash_password("hotline-demo"),
+                role="department",
+                department_id=None,
+                language="en",
+            )
+        )
+        session.commit()
+    client = make_client()
+    assert login(client, email="nodept@hotline.localhost").status_code == 302
+    assert unrouted not in text(client.get("/?status=all"))
+    assert client.get(f"/tickets/{unrouted}").status_code == 404
+    poll = client.get(f"/queue/poll?since=0&ref={unrouted}").get_json()
+    assert poll["new_tickets"] == 0 and poll["tickets"] == {}
+    # The admin form refuses to make one.
+    admin = make_client()
+    login(admin, email=ADMIN)
+    post(
+        admin,
+        "/admin/operators",
+        {
+            "email": "x@hotline.localhost",
+            "name": "X",
+            "password": "long-enough",
+            "role": "department",
+        },
+    )
+    with sessions() as session:
+        assert (
+            session.scalar(select(Operator).where(Operator.email == "x@hotline.localhost")) is None
+        )

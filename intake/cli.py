@@ -152,6 +152,8 @@ def create_operator(
                 dept_id,
                 language,
             )
+            # A new password or role ends the operator's signed-in sessions.
+            op.session_generation = (op.session_generation or 0) + 1
             verb = "updated"
     click.echo(f"{verb} {role} {email}")
 

@@ -110,3 +110,114 @@ def test_a_department_user_without_a_department_sees_no_ticket(demo: Any, sessio
         assert (
             session.scalar(select(Operator).where(Operator.email == "x@hotline.localhost")) is None
         )
+
+
+# --- item 7: sign-in ------------------------------------------------------------------------
+
+
+def _median_failure_seconds(client: Any, email: str, n: int = 5) -> float:
+    import statistics
+    import time
+
+    from tests.web.console_helpers import login
+
+    times = []
+    for i in range(n):
+        started = time.perf_counter()
+        assert login(client, email=email, password=f"wrong-password-{i}").status_code == 401
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def test_a_wrong_password_takes_as_long_for_an_unknown_account(demo: Any) -> None:
+    from tests.web.console_helpers import OPERATOR, make_client
+
+    real = _median_failure_seconds(make_client(), OPERATOR, 4)
+    make_client().get("/login")
+    unknown = _median_failure_seconds(make_client(), "nobody@hotline.localhost", 4)
+    # argon2 dominates both: an unknown account is not several times faster.
+    assert unknown > real * 0.5, (real, unknown)
+
+
+def test_failures_from_one_source_never_lock_the_operator_out_elsewhere(demo: Any) -> None:
+    from tests.web.console_helpers import OPERATOR, login, make_client
+
+    attacker = make_client()
+    attacker_env = {"REMOTE_ADDR": "203.0.113.9"}
+    for i in range(12):
+        response = attacker.post(
+            "/login",
+            data={"email": OPERATOR, "password": f"guess-{i}", "csrf_token": _csrf(attacker)},
+            environ_base=attacker_env,
+        )
+        assert response.status_code in (401, 429)
+    assert response.status_code == 429  # the attacking address is held back
+    # The operator, from another address, signs in with the right password.
+    assert login(make_client()).status_code == 302
+
+
+def test_a_known_browser_gets_past_a_distributed_guess(demo: Any) -> None:
+    from tests.web.console_helpers import OPERATOR, login, make_client, post
+
+    mine = make_client()
+    assert login(mine).status_code == 302
+    post(mine, "/logout")
+    for n in range(25):  # many addresses, a few guesses each
+        bot = make_client()
+        bot.post(
+            "/login",
+            data={"email": OPERATOR, "password": f"guess-{n}", "csrf_token": _csrf(bot)},
+            environ_base={"REMOTE_ADDR": f"198.51.100.{n}"},
+        )
+    fresh = make_client()
+    assert login(fresh).status_code == 429  # a new browser waits out the account-wide limit
+    assert login(mine).status_code == 302  # the operator's own browser is not locked out
+
+
+def test_sign_out_ends_the_session_on_the_server(demo: Any) -> None:
+    from tests.web.console_helpers import login, make_client, post
+
+    client = make_client()
+    login(client)
+    stolen = client.get_cookie("session").value
+    post(client, "/logout")
+    replay = make_client()
+    replay.set_cookie("session", stolen, domain="localhost")
+    assert replay.get("/").status_code == 302
+
+
+def test_a_role_or_password_change_ends_sessions(demo: Any, sessions: Any) -> None:
+    from intake.models import Operator
+    from tests.web.console_helpers import ADMIN, OPERATOR, SUPERVISOR, login, make_client, post
+
+    operator, supervisor, admin = make_client(), make_client(), make_client()
+    login(operator)
+    login(supervisor, email=SUPERVISOR)
+    login(admin, email=ADMIN)
+    assert supervisor.get("/admin/health").status_code == 200
+    with sessions() as session:
+        ids = {
+            o.email: o.id
+            for o in session.scalars(
+                select(Operator).where(Operator.email.in_([OPERATOR, SUPERVISOR]))
+            )
+        }
+    post(
+        admin,
+        f"/admin/operators/{ids[SUPERVISOR]}",
+        {"role": "operator", "active": "1", "language": "zh-Hant"},
+    )
+    assert supervisor.get("/").status_code == 302
+    post(
+        admin,
+        f"/admin/operators/{ids[OPERATOR]}",
+        {"role": "operator", "active": "1", "language": "zh-Hant", "password": "a-new-password"},
+    )
+    assert operator.get("/").status_code == 302
+    assert admin.get("/admin/operators").status_code == 200
+
+
+def _csrf(client: Any) -> str:
+    from tests.web.console_helpers import csrf
+
+    return csrf(client)

@@ -221,3 +221,69 @@ def _csrf(client: Any) -> str:
     from tests.web.console_helpers import csrf
 
     return csrf(client)
+
+
+# --- item 6: the internal note stays internal; Open311 publishes only the public answer --------
+
+
+def test_open311_publishes_the_public_answer_never_the_internal_note(
+    demo: Any, sessions: Any
+) -> None:
+    from intake.models import Outbox
+    from tests.web.console_helpers import login, make_client, post, text
+
+    app = create_app(settings=demo)
+    portal = app.test_client()
+    key = make_api_client(sessions, "estate-portal", "open311")
+    api_token = make_api_client(sessions, "crm", "operator")
+    refs = []
+    for description in ("B座大堂燈壞了", "C座電梯異響"):
+        created = portal.post(
+            "/open311/v2/requests.json",
+            data={
+                "api_key": key,
+                "service_code": "repair",
+                "description": description,
+                "email": "resident@example.com",
+                "address_string": "翠林苑B座",
+            },
+        )
+        assert created.status_code == 201
+        refs.append(created.json[0]["service_request_id"])
+    internal = "內部：5樓住戶脾氣差，師傅不願再上門"
+    public = "已更換大堂燈管，請留意。"
+
+    console = make_client()
+    login(console)
+    form = text(console.get(f"/tickets/{refs[0]}"))
+    assert 'name="public_note"' in form and "給住戶的答覆（公開）" in form  # says which is public
+    done = post(
+        console,
+        f"/tickets/{refs[0]}/resolve",
+        {"resolution_note": internal, "public_note": public},
+    )
+    assert done.status_code == 302
+    [shown] = portal.get(f"/open311/v2/requests/{refs[0]}.json").json
+    assert shown["status"] == "closed" and shown["status_notes"] == public
+    assert internal not in str(
+        portal.get(f"/open311/v2/requests.json?service_request_id={refs[0]}").json
+    )
+    xml = portal.get(f"/open311/v2/requests/{refs[0]}.xml").get_data(as_text=True)
+    assert public in xml and internal not in xml
+    with sessions() as session:
+        replies = [
+            o.args
+            for o in session.scalars(select(Outbox).where(Outbox.job == "send_scripted_reply"))
+            if o.args.get("event") == "resolved"
+        ]
+    assert replies and all(r.get("note") == public for r in replies)  # the resident is told that
+
+    # Resolved over the API with an internal note only: nothing is published.
+    patched = app.test_client().patch(
+        f"/api/v1/tickets/{refs[1]}",
+        json={"status": "resolved", "resolution_note": internal},
+        headers=bearer(api_token),
+    )
+    assert patched.status_code == 200
+    [other] = portal.get(f"/open311/v2/requests/{refs[1]}.json").json
+    assert other["status"] == "closed" and other["status_notes"] is None

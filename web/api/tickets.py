@@ -241,7 +241,15 @@ def get_ticket(ref: str) -> Any:
     return jsonify(ticket_detail_json(load_ticket(ref), config()))
 
 
-UPDATABLE = {"status", "priority", "category", "department", "assignee", "resolution_note"}
+UPDATABLE = {
+    "status",
+    "priority",
+    "category",
+    "department",
+    "assignee",
+    "resolution_note",
+    "public_note",
+}
 
 
 @bp.patch("/tickets/<ref>")
@@ -262,6 +270,7 @@ def update_ticket(ref: str) -> Any:
     if category is not None and conf.category(category) is None:
         raise ApiError(400, "invalid_field", f"unknown category {category!r}")
     note = text_field(data, "resolution_note", max_length=4000)
+    public = text_field(data, "public_note", max_length=4000)
     if status == "resolved" and not (note or ticket.resolution_note):
         raise ApiError(400, "missing_field", "resolving a ticket needs a resolution_note")
     dept_change = "department" in data
@@ -314,17 +323,23 @@ def update_ticket(ref: str) -> Any:
         ticket.assignee = assignee
     if status is not None and status != ticket.status:
         try:
-            lifecycle.change(
-                g.db,
-                ticket,
-                status,
-                actor=who,
-                config=conf,
-                note=(note or ticket.resolution_note or "") if status == "resolved" else "",
-            )
+            if status == "resolved":
+                lifecycle.resolve(
+                    g.db,
+                    ticket,
+                    note or ticket.resolution_note or "",
+                    actor=who,
+                    config=conf,
+                    public_note=public,
+                )
+            else:
+                lifecycle.change(g.db, ticket, status, actor=who, config=conf)
         except lifecycle.TransitionRefused as refused:
             g.db.rollback()
             raise ApiError(400, refused.code, refused.message) from None
+    if public is not None and public != (ticket.public_note or ""):
+        ticket.public_note = public or None
+        record_event(g.db, ticket, "public_note", public[:200], actor=who)
     if note is not None and note != ticket.resolution_note:
         ticket.resolution_note = note
         record_event(g.db, ticket, "resolution_note", note[:200], actor=who)

@@ -46,12 +46,19 @@ RAW_AFTER = [
 ]
 
 
-@pytest.mark.parametrize("raw", RAW_AFTER)
-def test_malformed_console_cursor_is_never_a_500(console: Any, raw: str) -> None:
-    for after in (raw, _cursor(json.loads(raw)) if raw.startswith(("[", "{")) else raw):
-        for sort in ("", "&sort=newest"):
-            response = console.get("/", query_string=f"after={after}{sort}")
-            assert response.status_code in (200, 400), (after, response.status_code)
+def test_malformed_console_cursor_is_never_a_500(console: Any) -> None:
+    for raw in RAW_AFTER:
+        for after in (raw, _cursor(json.loads(raw)) if raw.startswith(("[", "{")) else raw):
+            for sort in ("", "&sort=newest"):
+                response = console.get("/", query_string=f"after={after}{sort}")
+                assert response.status_code in (200, 400), (after, response.status_code)
+
+
+def test_a_nul_in_a_console_parameter_is_a_400(console: Any) -> None:
+    """PostgreSQL refuses NUL in text: found by the fuzzer below (`/?category=%00` was a 500)."""
+    for query in ("category=%00", "q=a%00b", "department=x%00", "status=%00"):
+        assert console.get(f"/?{query}").status_code == 400, query
+    assert console.get("/queue/poll?ref=HL%00").status_code == 400
 
 
 def test_poll_with_a_huge_since_is_not_a_500(console: Any) -> None:
@@ -74,11 +81,11 @@ def test_phrase_glob_on_a_ticket_is_not_a_500(console: Any, sessions: Any) -> No
         assert response.status_code in (200, 400), (phrase, response.status_code)
 
 
-@pytest.mark.parametrize("month", ["9999-12", "0001-01", "0000-01", "2026-13", "99999-01"])
-def test_report_month_out_of_range_is_not_a_500(console: Any, month: str) -> None:
-    for path in ("/reports/monthly", "/reports/volume.csv", "/dashboard"):
-        response = console.get(f"{path}?month={month}")
-        assert response.status_code in (200, 400), (path, month, response.status_code)
+def test_report_month_out_of_range_is_not_a_500(console: Any) -> None:
+    for month in ("9999-12", "0001-01", "0000-01", "2026-13", "99999-01"):
+        for path in ("/reports/monthly", "/reports/volume.csv", "/dashboard"):
+            response = console.get(f"{path}?month={month}")
+            assert response.status_code in (200, 400), (path, month, response.status_code)
 
 
 def test_api_cursor_with_a_huge_int_is_a_400(api: tuple[Any, dict[str, str]]) -> None:
@@ -195,7 +202,7 @@ API: dict[str, dict[str, Any]] = {
     "/api/v1/tickets/{ref}": {},
     "/api/v1/residents/{id}": {},
 }
-DEADLINE = 25.0  # seconds per surface, so the suite stays well under a minute
+DEADLINE = 10.0  # seconds of fuzzing per surface and database: the file stays under a minute
 
 
 def _requests(pages: dict[str, dict[str, Any]]) -> Any:

@@ -117,6 +117,10 @@ def create_operator(
     from intake.models import Operator
     from intake.tickets import department_by_code
 
+    if role == "department" and not department:
+        raise click.BadParameter(
+            "department staff need a department (--department CODE)", param_hint="--department"
+        )
     settings = settings_or_exit()
     try:
         hashed = hash_password(password)
@@ -148,6 +152,8 @@ def create_operator(
                 dept_id,
                 language,
             )
+            # A new password or role ends the operator's signed-in sessions.
+            op.session_generation = (op.session_generation or 0) + 1
             verb = "updated"
     click.echo(f"{verb} {role} {email}")
 

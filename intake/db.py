@@ -6,7 +6,7 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,33 @@ def _ping_when_idle(engine: Engine) -> None:
             raise
 
 
+def _tighten(path: Path, mode: int) -> None:
+    """`mode` when `path` gives anything to group or others (a file we do not own is left)."""
+    try:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, mode)
+    except OSError:
+        pass
+
+
+def _private_sqlite_file(db: Path) -> None:
+    """The SQLite file holds password hashes and residents' personal data: create it 0600 (SQLite
+    gives its -wal and -shm files the database file's mode) in a directory created 0700; the data
+    directory (`HOTLINE_DATA_DIR`) is made 0700, and files an older version left readable are
+    tightened."""
+    parent = db.parent
+    if not parent.exists():
+        parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data_dir = Path(os.environ.get("HOTLINE_DATA_DIR") or "var").resolve()
+    if parent.resolve() == data_dir:
+        _tighten(parent, 0o700)
+    with suppress(FileExistsError):
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        if path.exists():
+            _tighten(path, 0o600)
+
+
 def get_engine(url: str) -> Engine:
     """The engine for `url` in this process (a forked child gets the parent's with a new pool)."""
     key = (url, os.getpid())
@@ -73,9 +100,9 @@ def get_engine(url: str) -> Engine:
             _engines[key] = inherited
             return inherited
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            path = url.split("///", 1)[-1] if "///" in url else ""
+            if path and path != ":memory:" and not path.startswith("file:"):
+                _private_sqlite_file(Path(path.split("?", 1)[0]))
             engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin_immediate)

@@ -203,9 +203,13 @@ def resolve(
     actor: str,
     config: HotlineConfig,
     now: datetime | None = None,
+    public_note: str | None = None,
 ) -> Resolution:
     """Resolved: the resident is told, their other calls owed are settled, and a follow-up (回訪)
-    is owed in the next allowed window after `callbacks.follow_up_delay_hours`."""
+    is owed in the next allowed window after `callbacks.follow_up_delay_hours`.
+
+    `note` is the internal resolution note (staff only); `public_note`, when given, is the answer
+    the resident is told in the resolved message and that Open311 publishes."""
     now = now or utcnow()
     note = (note or "").strip()
     if not note:
@@ -213,8 +217,14 @@ def resolve(
     check(ticket, "resolved")
     _move(session, ticket, "resolved", actor=actor, note=f"resolved: {note[:200]}", now=now)
     ticket.resolution_note = note
+    public = (public_note or "").strip()
+    if public:
+        ticket.public_note = public
     resolution = _occurrence(session, ticket, "status_changed", status="resolved")
-    owe_reply(session, ticket, "resolved", key=resolution, now=now)
+    if public:
+        owe_reply(session, ticket, "resolved", key=resolution, now=now, note=public)
+    else:
+        owe_reply(session, ticket, "resolved", key=resolution, now=now)
     result = Resolution()
     for callback in ticket.callbacks:
         if callback.status not in (*OPEN_CALLBACK_STATUSES, "needs_operator"):

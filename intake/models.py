@@ -132,6 +132,9 @@ class Operator(Base):
     language: Mapped[str] = mapped_column(String(10), default="zh-Hant")
     phone: Mapped[str | None] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Raised on sign-out and on a password, role or department change: every session signed in
+    # under an older generation ends (the web session carries the generation it was given).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     department: Mapped[Department | None] = relationship()
 
@@ -166,7 +169,8 @@ class Ticket(Base):
     resolved_at: Mapped[datetime | None] = mapped_column()
     closed_at: Mapped[datetime | None] = mapped_column()
     satisfaction: Mapped[int | None] = mapped_column(Integer)
-    resolution_note: Mapped[str | None] = mapped_column(Text)
+    resolution_note: Mapped[str | None] = mapped_column(Text)  # internal: staff only
+    public_note: Mapped[str | None] = mapped_column(Text)  # the answer Open311 publishes
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -120,3 +120,66 @@ def test_create_operator_and_import_residents(env, tmp_path):
     )
     assert result.returncode == 1
     assert "line 2: name is empty" in result.stderr and "line 2: language 'xx'" in result.stderr
+
+
+def test_create_operator_refuses_department_staff_without_a_department(env, demo, sessions):
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from intake.cli import main
+    from intake.models import Operator
+
+    args = ["create-operator", "--email", "nodept@example.com", "--password", "long-enough-pw"]
+    refused = CliRunner().invoke(main, [*args, "--role", "department"])
+    assert refused.exit_code == 2 and "--department" in refused.output
+    with sessions() as session:
+        assert (
+            session.scalar(select(Operator).where(Operator.email == "nodept@example.com")) is None
+        )
+    made = CliRunner().invoke(main, [*args, "--role", "department", "--department", "engineering"])
+    assert made.exit_code == 0, made.output
+
+
+def test_the_sqlite_database_and_its_directory_are_private(tmp_path):
+    """Password hashes and residents' personal data: the file (and its -wal/-shm) 0600, the data
+    directory 0700, whatever the umask; a file left world-readable by an older version is
+    tightened when it is opened."""
+    import stat
+
+    data = tmp_path / "var"
+    env_run = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env_run["HOTLINE_DATA_DIR"] = str(data)
+    old = os.umask(0o022)
+    try:
+        for args in (("init-db",), ("seed-demo",)):
+            result = subprocess.run(
+                [sys.executable, "-m", "intake.cli", *args],
+                env=env_run,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=tmp_path,
+            )
+            assert result.returncode == 0, result.stderr
+    finally:
+        os.umask(old)
+
+    def mode(path):
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    assert mode(data) == 0o700
+    for name in ("hotline.db", "hotline.db-wal", "hotline.db-shm"):
+        if (data / name).exists():
+            assert mode(data / name) == 0o600, name
+    os.chmod(data / "hotline.db", 0o644)
+    os.chmod(data, 0o755)
+    result = subprocess.run(
+        [sys.executable, "-m", "intake.cli", "tickets", "list", "--format", "json"],
+        env=env_run,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert mode(data / "hotline.db") == 0o600 and mode(data) == 0o700

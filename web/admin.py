@@ -29,7 +29,7 @@ from intake.models import ChannelHealth, Department, Operator, Outbox, utcnow
 from intake.phones import normalize_phone
 from intake.phrases import TEMPLATE_DIR, render
 from intake.routing import TicketFacts, decide
-from web.auth import MANAGERS, current_operator, login_required
+from web.auth import MANAGERS, current_operator, end_sessions, login_required
 from web.i18n import LANGUAGES
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -222,6 +222,7 @@ def _operator_fields(op: Operator, form: Any) -> str | None:
     phone = normalize_phone(phone_raw, _config().phone_region) if phone_raw else None
     if phone_raw and phone is None:
         return _("The phone number is not valid.")
+    before = (op.role, op.department_id)
     op.role, op.department_id, op.language, op.phone = (
         role,
         dept.id if dept else None,
@@ -234,6 +235,8 @@ def _operator_fields(op: Operator, form: Any) -> str | None:
             op.password_hash = hash_password(password)
         except ValueError:
             return _("A password needs at least 8 characters.")
+    if op.id is not None and (password or before != (op.role, op.department_id)):
+        end_sessions(op)  # signed-in sessions must not keep the old password's or role's rights
     return None
 
 
@@ -280,6 +283,8 @@ def update_operator(operator_id: int) -> Any:
         g.db.rollback()
         flash(_("You cannot deactivate yourself."), "error")
         return redirect(url_for("admin.operators"))
+    if op.active and not active:
+        end_sessions(op)  # reactivating later does not bring old sessions back
     op.active = active
     g.db.commit()
     flash(_("Operator updated."))

@@ -52,6 +52,19 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
             db.close()
 
     @app.before_request
+    def _refuse_nul() -> None:
+        """No database stores a NUL in text (PostgreSQL refuses it): a console query or form
+        value holding one is a 400 here, not a 500 later. The API, Open311 and the Twilio
+        webhooks check their own input."""
+        if request.path.startswith(app.config["CSRF_EXEMPT_PREFIXES"]):
+            return
+        values = request.args.items(multi=True)
+        if request.method not in SAFE_METHODS:
+            values = [*values, *request.form.items(multi=True)]
+        if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in values):
+            abort(400, description="NUL characters are not allowed")
+
+    @app.before_request
     def _csrf() -> None:
         if request.method in SAFE_METHODS or request.path.startswith(
             app.config["CSRF_EXEMPT_PREFIXES"]

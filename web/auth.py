@@ -6,6 +6,8 @@ page; `admin` also administers; `department` staff see only their own department
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
@@ -25,10 +27,11 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, select
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, false, func, select
 from sqlalchemy.sql import Select
 
-from intake.auth import verify_password
+from intake.auth import verify_password_or_dummy
 from intake.models import LoginAttempt, Operator, Ticket, utcnow
 from web.i18n import LANGUAGES
 
@@ -46,7 +49,9 @@ def current_operator() -> Operator | None:
         op_id = session.get("operator_id")
         operator = g.db.get(Operator, op_id) if op_id else None
         if operator is not None and (
-            not operator.active or session.get("auth_epoch") != _epoch(operator)
+            not operator.active
+            or session.get("auth_epoch") != _epoch(operator)
+            or session.get("auth_generation") != operator.session_generation
         ):
             operator = None
         g.operator = operator
@@ -56,6 +61,12 @@ def current_operator() -> Operator | None:
 def _epoch(operator: Operator) -> str:
     """Changes when the password changes, so old sessions end with it."""
     return operator.password_hash[-16:]
+
+
+def end_sessions(operator: Operator) -> None:
+    """Every session signed in as `operator` ends at its next request, in every web process: on
+    sign-out, and when the password, role or department changes (the caller commits)."""
+    operator.session_generation = (operator.session_generation or 0) + 1
 
 
 def login_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -77,11 +88,19 @@ def login_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., 
 
 
 def visible_tickets(query: Select[Any] | None = None) -> Select[Any]:
-    """Department staff see only their department's tickets; everybody else sees all."""
+    """Department staff see only their department's tickets; everybody else sees all. Fails
+    closed: department staff without a department (or an unknown role) see nothing — never the
+    unrouted tickets that `department_id IS NULL` would match."""
     query = query if query is not None else select(Ticket)
     op = current_operator()
-    if op is not None and op.role == "department":
+    if op is None:
+        return query.where(false())
+    if op.role == "department":
+        if op.department_id is None:
+            return query.where(false())
         query = query.where(Ticket.department_id == op.department_id)
+    elif op.role not in STAFF:
+        return query.where(false())
     return query
 
 
@@ -89,7 +108,9 @@ def can_see(ticket: Ticket) -> bool:
     op = current_operator()
     if op is None:
         return False
-    return op.role != "department" or ticket.department_id == op.department_id
+    if op.role == "department":
+        return op.department_id is not None and ticket.department_id == op.department_id
+    return op.role in STAFF
 
 
 def actor() -> str:
@@ -115,7 +136,54 @@ def _safe_next(target: str | None) -> str:
 
 def _client_address() -> str:
     """The peer address; behind a proxy, configure ProxyFix so this is the client's."""
-    return request.remote_addr or "unknown"
+    return (request.remote_addr or "unknown")[:64]
+
+
+# Throttling (counted in `login_attempt`, shared by every web process), over ATTEMPT_WINDOW:
+# - a source address: MAX_FAILURES_PER_ADDRESS failures, whatever the accounts, then 429;
+# - an account from one address: MAX_FAILURES_PER_ACCOUNT, then 429 for that address only;
+# - an account from everywhere (a distributed guess): MAX_FAILURES_PER_ACCOUNT_ANYWHERE, then
+#   only browsers that have signed in to it before (the signed `hl_device` cookie) may try.
+# A browser with that cookie counts its own failures only (MAX_FAILURES_PER_ACCOUNT): other
+# people's guesses never lock an operator out of a browser they use, and a new source is only
+# held back by the account-wide limit, which one attacking address cannot reach alone.
+MAX_FAILURES_PER_ACCOUNT_ANYWHERE = 20
+DEVICE_COOKIE = "hl_device"
+DEVICE_COOKIE_DAYS = 90
+
+
+def _account_digest(email: str) -> str:
+    return hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+def _device_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key or "", salt="hotline-sign-in-device")
+
+
+def _known_device(email: str) -> str | None:
+    """The device id of this browser's cookie when it signed in to `email` before, else None."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw or len(raw) > 500:
+        return None
+    try:
+        data = _device_serializer().loads(raw, max_age=DEVICE_COOKIE_DAYS * 86400)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or data.get("account") != _account_digest(email):
+        return None
+    device = data.get("device")
+    return device if isinstance(device, str) else None
+
+
+def _failure_keys(email: str, device: str | None) -> list[str]:
+    if device is not None:
+        return [f"device:{device}", f"address:{_client_address()}"]
+    account = _account_digest(email)
+    return [
+        f"account:{account}",
+        f"pair:{account}:{_client_address()}",
+        f"address:{_client_address()}",
+    ]
 
 
 def _recent_failures(key: str) -> int:
@@ -128,21 +196,20 @@ def _recent_failures(key: str) -> int:
     )
 
 
-def _throttled(email: str) -> bool:
+def _throttled(email: str, device: str | None) -> bool:
+    if device is not None:
+        return _recent_failures(f"device:{device}") >= MAX_FAILURES_PER_ACCOUNT
+    account = _account_digest(email)
     return (
-        _recent_failures(f"account:{email}") >= MAX_FAILURES_PER_ACCOUNT
-        or _recent_failures(f"address:{_client_address()}") >= MAX_FAILURES_PER_ADDRESS
+        _recent_failures(f"address:{_client_address()}") >= MAX_FAILURES_PER_ADDRESS
+        or _recent_failures(f"pair:{account}:{_client_address()}") >= MAX_FAILURES_PER_ACCOUNT
+        or _recent_failures(f"account:{account}") >= MAX_FAILURES_PER_ACCOUNT_ANYWHERE
     )
 
 
-def _record_failure(email: str) -> None:
+def _record_failure(email: str, device: str | None) -> None:
     now = utcnow()
-    g.db.add_all(
-        [
-            LoginAttempt(key=f"account:{email}", created_at=now),
-            LoginAttempt(key=f"address:{_client_address()}", created_at=now),
-        ]
-    )
+    g.db.add_all([LoginAttempt(key=key, created_at=now) for key in _failure_keys(email, device)])
     g.db.execute(delete(LoginAttempt).where(LoginAttempt.created_at < now - 2 * ATTEMPT_WINDOW))
     g.db.commit()
 
@@ -155,21 +222,49 @@ def login() -> Any:
     status = 200
     if request.method == "POST":
         email = (request.form.get("email") or "").strip().lower()[:254]
-        password = request.form.get("password") or ""
-        if _throttled(email):
+        password = (request.form.get("password") or "")[:1024]
+        device = _known_device(email)
+        if _throttled(email, device):
             error = _("Too many failed sign-ins. Wait 15 minutes and try again.")
             status = 429
         else:
             op = g.db.scalar(select(Operator).where(Operator.email == email))
-            if op is not None and op.active and verify_password(op.password_hash, password):
-                g.db.execute(delete(LoginAttempt).where(LoginAttempt.key == f"account:{email}"))
+            # The same argon2 work whether or not the account exists (no timing oracle).
+            ok = verify_password_or_dummy(op.password_hash if op else None, password)
+            if op is not None and op.active and ok:
+                g.db.execute(
+                    delete(LoginAttempt).where(
+                        LoginAttempt.key.in_(
+                            [
+                                f"pair:{_account_digest(email)}:{_client_address()}",
+                                *([f"device:{device}"] if device else []),
+                            ]
+                        )
+                    )
+                )
                 g.db.commit()
                 session.clear()
                 session["operator_id"] = op.id
                 session["auth_epoch"] = _epoch(op)
+                session["auth_generation"] = op.session_generation
                 session.permanent = True
-                return redirect(_safe_next(request.args.get("next")))
-            _record_failure(email)
+                response = redirect(_safe_next(request.args.get("next")))
+                token = _device_serializer().dumps(
+                    {
+                        "account": _account_digest(email),
+                        "device": device or secrets.token_urlsafe(16),
+                    }
+                )
+                response.set_cookie(
+                    DEVICE_COOKIE,
+                    token,
+                    max_age=DEVICE_COOKIE_DAYS * 86400,
+                    httponly=True,
+                    secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+                    samesite="Lax",
+                )
+                return response
+            _record_failure(email, device)
             error = _("Wrong email or password.")
             status = 401
     return render_template("login.html", error=error), status
@@ -177,6 +272,10 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
+    op = current_operator()
+    if op is not None:
+        end_sessions(op)  # the cookie, if kept or copied, no longer signs anyone in
+        g.db.commit()
     session.clear()
     return redirect(url_for("auth.login"))
 

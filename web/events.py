@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from intake.models import Event
 from web.labels import _table, purpose_label, status_label
 
-PERSON_TEXT = ("note_added", "resolution_note")
+PERSON_TEXT = ("note_added", "resolution_note", "public_note")
 
 
 def _event_labels() -> dict[str, str]:
@@ -35,6 +35,7 @@ def _event_labels() -> dict[str, str]:
         "unit_linked": _("Unit linked"),
         "note_added": _("Internal note"),
         "resolution_note": _("Resolution note"),
+        "public_note": _("Answer to the resident (public)"),
         "merged": _("Merged"),
         "merged_in": _("Duplicate merged in"),
         "reply_queued": _("Reply queued"),

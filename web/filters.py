@@ -205,14 +205,19 @@ class QueueFilter:
         )
 
     def cursor_params(self, cursor: str | None) -> dict[str, Any]:
+        """The cursor's values for this sort; a cursor of another shape is ignored (first page)."""
         key = decode_cursor(cursor)
         if key is None:
             return {}
         if self.sort == "newest":
-            return {"after_created": datetime.fromisoformat(key[0]), "after_id": int(key[1])}
-        values = {"after_priority": str(key[0]), "after_id": int(key[2])}
+            if len(key) != 2 or key[0] is None:
+                return {}
+            return {"after_created": key[0], "after_id": key[1]}
+        if len(key) != 3:
+            return {}
+        values = {"after_priority": key[0], "after_id": key[2]}
         if key[1] is not None:
-            values["after_due"] = datetime.fromisoformat(key[1])
+            values["after_due"] = key[1]
         return values
 
     def statement_key(self) -> tuple[Any, ...]:
@@ -255,22 +260,45 @@ def inline(name: str, value: Any) -> BindParameter[Any]:
     return bindparam(name, value, literal_execute=True)
 
 
+MAX_CURSOR_ID = 2**31 - 1
+MAX_CURSOR_LENGTH = 200
+
+
+def _cursor_moment(value: Any) -> datetime:
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError("not a moment")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("a cursor's moment has an offset")
+    return moment
+
+
+def _cursor_id(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_CURSOR_ID:
+        raise ValueError("not an id")
+    return value
+
+
 def decode_cursor(cursor: str | None) -> list[Any] | None:
-    if not cursor:
+    """A cursor this console issued, with its values typed and in range: `[priority, due or None,
+    id]` or `[created, id]`; anything else (another shape, a huge or non-integer id, a moment
+    without an offset, a float like 1e999) is None, and the page starts from the top."""
+    if not cursor or len(cursor) > MAX_CURSOR_LENGTH:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(key, list) or len(key) not in (2, 3):
+        if not isinstance(key, list):
             return None
         if len(key) == 3:
-            datetime.fromisoformat(key[1]) if key[1] is not None else None
-            int(key[2])
-        else:
-            datetime.fromisoformat(key[0])
-            int(key[1])
-        return key
-    except (ValueError, TypeError, json.JSONDecodeError):
+            if key[0] not in PRIORITIES:
+                return None
+            due = _cursor_moment(key[1]) if key[1] is not None else None
+            return [key[0], due, _cursor_id(key[2])]
+        if len(key) == 2:
+            return [_cursor_moment(key[0]), _cursor_id(key[1])]
+        return None
+    except (ValueError, TypeError, OverflowError, RecursionError):
         return None
 
 

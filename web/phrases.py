@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from intake.phrases import TEMPLATE_DIR, render, template_name
 
 _TITLE = re.compile(r"^\{#\s*(.*?)\s*#\}")
+_NAME = re.compile(r"canned_[a-z0-9_]{1,60}")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,10 @@ def phrase_title(name: str, language: str) -> str:
 
 
 def is_canned(name: str) -> bool:
-    return name.startswith("canned_") and any(TEMPLATE_DIR.glob(f"*/{name}.txt"))
+    """Exactly the name of a canned reply (never a glob or a path)."""
+    return _NAME.fullmatch(name) is not None and any(
+        (lang_dir / f"{name}.txt").is_file() for lang_dir in TEMPLATE_DIR.iterdir()
+    )
 
 
 def render_canned(name: str, language: str, /, **context: str | None) -> str:

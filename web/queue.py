@@ -37,7 +37,15 @@ from intake.models import (
 from intake.tickets import STATUSES
 from web.app import read_only
 from web.auth import STAFF, current_operator, login_required, visible_tickets
-from web.filters import AT_RISK_WINDOW, CHANNELS, PRIORITIES, QueueFilter, page, with_names
+from web.filters import (
+    AT_RISK_WINDOW,
+    CHANNELS,
+    MAX_CURSOR_ID,
+    PRIORITIES,
+    QueueFilter,
+    page,
+    with_names,
+)
 from web.i18n import current_language
 from web.labels import channel_labels, sla_labels, status_labels
 from web.lookups import department_ids
@@ -260,6 +268,7 @@ def poll() -> Any:
         since_id = int(request.args.get("since", "0"))
     except ValueError:
         abort(400)
+    since_id = max(0, min(since_id, MAX_CURSOR_ID))  # beyond any id: nothing is newer
     db = g.db.connection()
     ids = department_ids(g.db, flt.departments)
     new_count = db.execute(

@@ -167,6 +167,11 @@ def build_report(
     )
 
 
+# Days outside these years are refused (400): the local day's bounds in UTC, and the day after
+# the period, must stay within what `datetime` can hold.
+MIN_YEAR, MAX_YEAR = 1900, 2999
+
+
 def _period(default_month: str | None = None) -> tuple[date, date]:
     """`?month=YYYY-MM`, or `?from=&to=` (local days), default: the last 30 days."""
     config = current_app.config["HOTLINE_SETTINGS"].config
@@ -175,17 +180,24 @@ def _period(default_month: str | None = None) -> tuple[date, date]:
         month = request.args.get("month") or default_month
         if month:
             first = datetime.strptime(month, "%Y-%m").date()
+            if not MIN_YEAR <= first.year <= MAX_YEAR:
+                abort(400)
             next_first = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
-            return first, next_first - timedelta(days=1)
-        start = (
-            date.fromisoformat(request.args["from"])
-            if request.args.get("from")
-            else today - timedelta(days=29)
-        )
-        end = date.fromisoformat(request.args["to"]) if request.args.get("to") else today
-    except ValueError:
+            start, end = first, next_first - timedelta(days=1)
+        else:
+            start = (
+                date.fromisoformat(request.args["from"])
+                if request.args.get("from")
+                else today - timedelta(days=29)
+            )
+            end = date.fromisoformat(request.args["to"]) if request.args.get("to") else today
+    except (ValueError, OverflowError):
         abort(400)
-    if end < start or (end - start).days > 366:
+    if (
+        end < start
+        or (end - start).days > 366
+        or not (MIN_YEAR <= start.year <= end.year <= MAX_YEAR)
+    ):
         abort(400)
     return start, end
 

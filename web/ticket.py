@@ -511,9 +511,12 @@ def call_now(ref: str) -> Any:
 def resolve(ref: str) -> Any:
     ticket = load_ticket(ref)
     config = current_app.config["HOTLINE_SETTINGS"].config
-    note_text = (request.form.get("resolution_note") or "").strip()
+    note_text = (request.form.get("resolution_note") or "").strip()[:4000]
+    public_text = (request.form.get("public_note") or "").strip()[:4000]
     try:
-        done = lifecycle.resolve(g.db, ticket, note_text, actor=actor(), config=config)
+        done = lifecycle.resolve(
+            g.db, ticket, note_text, actor=actor(), config=config, public_note=public_text
+        )
     except lifecycle.TransitionRefused as refused:
         g.db.rollback()
         flash(refusal_message(refused, ticket, "resolved"), "error")

@@ -87,7 +87,7 @@ def reply_context(
         "category": category.names.get(language, ticket.category) if category else ticket.category,
         "department": dept or (cfg.department("customer_service").names[language]),  # type: ignore[union-attr]
         "due": due,
-        "note": note or ticket.resolution_note or "",
+        "note": note or ticket.public_note or "",  # never the internal resolution note
         "links": links,
     }
 

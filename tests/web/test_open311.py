@@ -131,7 +131,9 @@ def test_get_requests_filters_per_spec(portal: dict[str, Any]) -> None:
     with portal["sessions"]() as session:
         ticket = session.scalar(select(Ticket).where(Ticket.ref == refs[2]))
         assert ticket is not None
-        ticket.status, ticket.resolution_note, ticket.resolved_at = "resolved", "已更正", utcnow()
+        ticket.status, ticket.resolved_at = "resolved", utcnow()
+        ticket.resolution_note = "內部：帳單系統錯誤，未通知住戶"  # internal: never published
+        ticket.public_note = "已更正"
         session.commit()
     client = portal["client"]
 
@@ -149,6 +151,7 @@ def test_get_requests_filters_per_spec(portal: dict[str, Any]) -> None:
     assert listed(f"service_request_id={refs[0]},{refs[2]}&status=open") == [refs[0], refs[2]]
     closed = client.get(f"{BASE}/requests/{refs[2]}.json").json[0]
     assert closed["status"] == "closed" and closed["status_notes"] == "已更正"
+    assert "內部" not in str(client.get(f"{BASE}/requests.json").json)
     tomorrow = (utcnow() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert listed(f"start_date={tomorrow}") == []
     long_ago = (utcnow() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S+08:00")

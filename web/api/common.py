@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -147,9 +148,19 @@ def check_fields(data: dict[str, Any], allowed: set[str]) -> None:
         raise ApiError(400, "unknown_field", f"unknown field(s): {', '.join(unknown)}")
 
 
+LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+
+
 def text_field(
-    data: dict[str, Any], name: str, *, required: bool = False, max_length: int = 10000
+    data: dict[str, Any],
+    name: str,
+    *,
+    required: bool = False,
+    max_length: int = 10000,
+    single_line: bool = False,
 ) -> str | None:
+    """A string field, NULs dropped and trimmed; `single_line` fields (a subject, an address, a
+    name: what may end up in a mail header) refuse any line break with a 400."""
     value = data.get(name)
     if value is None:
         if required:
@@ -162,6 +173,8 @@ def text_field(
         raise ApiError(400, "missing_field", f"{name} must not be empty")
     if len(value) > max_length:
         raise ApiError(400, "invalid_field", f"{name} is longer than {max_length} characters")
+    if single_line and LINE_BREAKS.search(value):
+        raise ApiError(400, "invalid_field", f"{name} must be one line (no CR or LF)")
     return value
 
 

@@ -233,7 +233,17 @@ def _schemas(categories: list[str], departments: list[str]) -> dict[str, Any]:
             "assignee": _nullable(
                 {"type": "string", "description": "email of an active operator; null unassigns"}
             ),
-            "resolution_note": {"type": "string", "maxLength": 4000},
+            "resolution_note": {
+                "type": "string",
+                "maxLength": 4000,
+                "description": "internal: staff only, never published",
+            },
+            "public_note": {
+                "type": "string",
+                "maxLength": 4000,
+                "description": "the answer to the resident: sent in the resolved message and "
+                "published as Open311's status_notes",
+            },
         },
     }
     return {

@@ -65,7 +65,9 @@ def list_callbacks() -> Any:
         try:
             if len(key) != 2 or isinstance(key[1], bool):
                 raise ValueError("shape")
-            due, ident = _aware(key[0]), int(key[1])
+            due, ident = _aware(key[0]), key[1]
+            if not isinstance(ident, int) or not 0 <= ident <= MAX_ID:
+                raise ValueError("id")
         except (ValueError, TypeError, OverflowError):
             raise ApiError(400, "invalid_cursor", "the cursor is not one this API issued") from None
         query = query.where(
@@ -91,6 +93,21 @@ def get_callback(callback_id: int) -> Any:
     return jsonify(callback_json(cb, config()))
 
 
+def _visible_residents(query: Any) -> Any:
+    """A department-scoped client sees the residents who have a ticket in its department."""
+    client = current_client()
+    if client.department_id is not None:
+        query = query.where(
+            Resident.id.in_(
+                select(Ticket.resident_id).where(
+                    Ticket.department_id == client.department_id,
+                    Ticket.resident_id.is_not(None),
+                )
+            )
+        )
+    return query
+
+
 def _resident_options() -> list[Any]:
     return [
         selectinload(Resident.unit).selectinload(Unit.building),
@@ -103,7 +120,7 @@ def _resident_options() -> list[Any]:
 def list_residents() -> Any:
     """By id; `q` matches a name or a phone / email, `building` a building code."""
     limit = query_limit()
-    query = select(Resident).options(*_resident_options())
+    query = _visible_residents(select(Resident)).options(*_resident_options())
     q = (request.args.get("q") or "").strip()[:100].replace("\x00", "")
     if q:
         needle = f"%{q.replace('%', '').replace('_', '')}%"
@@ -123,7 +140,12 @@ def list_residents() -> Any:
     cursor = request.args.get("cursor")
     if cursor:
         key = decode_cursor(cursor)
-        if len(key) != 1 or not isinstance(key[0], int) or isinstance(key[0], bool):
+        if (
+            len(key) != 1
+            or not isinstance(key[0], int)
+            or isinstance(key[0], bool)
+            or not 0 <= key[0] <= MAX_ID
+        ):
             raise ApiError(400, "invalid_cursor", "the cursor is not one this API issued")
         query = query.where(Resident.id > key[0])
     rows = list(g.db.scalars(query.order_by(Resident.id).limit(limit + 1)))
@@ -137,7 +159,9 @@ def get_resident(resident_id: int) -> Any:
     if resident_id > MAX_ID:
         raise ApiError(404, "not_found", f"no resident {resident_id}")
     resident = g.db.scalar(
-        select(Resident).where(Resident.id == resident_id).options(*_resident_options())
+        _visible_residents(select(Resident).where(Resident.id == resident_id)).options(
+            *_resident_options()
+        )
     )
     if resident is None:
         raise ApiError(404, "not_found", f"no resident {resident_id}")
@@ -158,16 +182,22 @@ def _string_list(data: dict[str, Any], name: str) -> list[str]:
 @bp.post("/residents")
 @require("residents:write")
 def create_resident() -> Any:
-    """A resident with a unit and contact points; a phone or email already on file is a 409."""
+    """A resident with a unit and contact points; a phone or email already on file is a 409.
+
+    A department-scoped client may not create residents (403): a new resident has no ticket in
+    any department, so it could never read back what it wrote, and the 409 on a phone or email
+    already on file would tell it who else lives here."""
+    if current_client().department_id is not None:
+        raise ApiError(403, "forbidden", "a department-scoped client cannot create residents")
     data = json_body()
     check_fields(data, {"name", "language", "building", "unit", "phones", "emails", "notes"})
     conf = config()
-    name = text_field(data, "name", required=True, max_length=200)
+    name = text_field(data, "name", required=True, max_length=200, single_line=True)
     language = text_field(data, "language") or conf.default_language
     if language not in LANGUAGES:
         raise ApiError(400, "invalid_field", f"language must be one of {', '.join(LANGUAGES)}")
-    building = text_field(data, "building", max_length=40)
-    label = text_field(data, "unit", max_length=40)
+    building = text_field(data, "building", max_length=40, single_line=True)
+    label = text_field(data, "unit", max_length=40, single_line=True)
     if bool(building) != bool(label):
         raise ApiError(400, "invalid_field", "building and unit go together")
     notes = text_field(data, "notes", max_length=4000)

@@ -63,6 +63,7 @@ from web.api.common import (
 )
 from web.app import read_only
 from web.filters import CHANNELS, PRIORITIES, SLA_STATES, QueueFilter, page, with_names
+from web.filters import decode_cursor as console_cursor
 from web.lookups import department_ids
 
 SORTS = ("urgency", "newest")
@@ -79,24 +80,14 @@ def _aware(text: Any) -> datetime:
 
 
 def _checked_cursor(cursor: str | None, sort: str) -> str | None:
-    """Reject a cursor that does not fit the order asked for (it would otherwise mean page one)."""
+    """Reject a cursor that does not fit the order asked for (it would otherwise mean page one):
+    the console's strict decoding (typed, ids in range, moments with an offset) and the shape."""
     if not cursor:
         return None
-    key = decode_cursor(cursor)
-    try:
-        if sort == "newest":
-            if len(key) != 2 or isinstance(key[1], bool):
-                raise ValueError("shape")
-            _aware(key[0])
-            int(key[1])
-        else:
-            if len(key) != 3 or key[0] not in PRIORITIES or isinstance(key[2], bool):
-                raise ValueError("shape")
-            if key[1] is not None:
-                _aware(key[1])
-            int(key[2])
-    except (ValueError, TypeError, OverflowError):
-        raise ApiError(400, "invalid_cursor", "the cursor does not fit this order") from None
+    decode_cursor(cursor)  # the API's own checks: base64 JSON list, else a 400
+    key = console_cursor(cursor)
+    if key is None or len(key) != (2 if sort == "newest" else 3):
+        raise ApiError(400, "invalid_cursor", "the cursor does not fit this order")
     return cursor
 
 
@@ -250,7 +241,15 @@ def get_ticket(ref: str) -> Any:
     return jsonify(ticket_detail_json(load_ticket(ref), config()))
 
 
-UPDATABLE = {"status", "priority", "category", "department", "assignee", "resolution_note"}
+UPDATABLE = {
+    "status",
+    "priority",
+    "category",
+    "department",
+    "assignee",
+    "resolution_note",
+    "public_note",
+}
 
 
 @bp.patch("/tickets/<ref>")
@@ -271,6 +270,7 @@ def update_ticket(ref: str) -> Any:
     if category is not None and conf.category(category) is None:
         raise ApiError(400, "invalid_field", f"unknown category {category!r}")
     note = text_field(data, "resolution_note", max_length=4000)
+    public = text_field(data, "public_note", max_length=4000)
     if status == "resolved" and not (note or ticket.resolution_note):
         raise ApiError(400, "missing_field", "resolving a ticket needs a resolution_note")
     dept_change = "department" in data
@@ -292,7 +292,7 @@ def update_ticket(ref: str) -> Any:
     assignee_change = "assignee" in data
     assignee: Operator | None = None
     if assignee_change:
-        email = text_field(data, "assignee", max_length=254)
+        email = text_field(data, "assignee", max_length=254, single_line=True)
         if email:
             assignee = g.db.scalar(select(Operator).where(Operator.email == email.lower()))
             if assignee is None or not assignee.active:
@@ -323,17 +323,23 @@ def update_ticket(ref: str) -> Any:
         ticket.assignee = assignee
     if status is not None and status != ticket.status:
         try:
-            lifecycle.change(
-                g.db,
-                ticket,
-                status,
-                actor=who,
-                config=conf,
-                note=(note or ticket.resolution_note or "") if status == "resolved" else "",
-            )
+            if status == "resolved":
+                lifecycle.resolve(
+                    g.db,
+                    ticket,
+                    note or ticket.resolution_note or "",
+                    actor=who,
+                    config=conf,
+                    public_note=public,
+                )
+            else:
+                lifecycle.change(g.db, ticket, status, actor=who, config=conf)
         except lifecycle.TransitionRefused as refused:
             g.db.rollback()
             raise ApiError(400, refused.code, refused.message) from None
+    if public is not None and public != (ticket.public_note or ""):
+        ticket.public_note = public or None
+        record_event(g.db, ticket, "public_note", public[:200], actor=who)
     if note is not None and note != ticket.resolution_note:
         ticket.resolution_note = note
         record_event(g.db, ticket, "resolution_note", note[:200], actor=who)
@@ -384,8 +390,8 @@ def add_reply(ref: str) -> Any:
     data = json_body()
     check_fields(data, {"body", "to", "subject"})
     body = text_field(data, "body", required=True, max_length=50000)
-    subject = text_field(data, "subject", max_length=300)
-    to_given = text_field(data, "to", max_length=254)
+    subject = text_field(data, "subject", max_length=300, single_line=True)
+    to_given = text_field(data, "to", max_length=254, single_line=True)
     ticket = load_ticket(ref)
     to = normalize_email(to_given) if to_given else _default_recipient(ticket)
     if to_given and (to is None or not EMAIL_PATTERN.match(to)):

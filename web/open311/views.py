@@ -207,7 +207,8 @@ def _request_json(
     return {
         "service_request_id": ticket.ref,
         "status": "closed" if closed else "open",
-        "status_notes": ticket.resolution_note if closed else None,
+        # Only the public answer: the resolution note is internal and never leaves the staff.
+        "status_notes": (ticket.public_note or None) if closed else None,
         "service_name": _service_name(config, ticket.category),
         "service_code": ticket.category,
         "description": ticket.description,

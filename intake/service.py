@@ -443,7 +443,7 @@ def _receive_once(
         if (
             contact.sender_kind == "human"
             and contact.channel == "voice"
-            and contact.kind in ("call", "voicemail")
+            and (contact.kind == "voicemail" or (contact.kind == "call" and contact.text.strip()))
         ):
             jobs.append(  # the caller heard the reference; the SMS keeps it (`received`)
                 job_row(

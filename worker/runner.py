@@ -25,7 +25,7 @@ from rq import SimpleWorker, Worker
 from intake.config import get_settings
 from intake.db import session_factory
 from intake.models import utcnow
-from worker.housekeeping import restore_callback_timers, schedule_periodic
+from worker.housekeeping import restore_callback_timers, schedule_periodic, sweep_stale_sending
 from worker.outbox import RELAY_BATCH, reconcile_once, relay_once, say_alive
 from worker.queues import all_queues, redis_connection
 
@@ -65,6 +65,7 @@ class Housekeeper(threading.Thread):
                 if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_SECONDS:
                     reconcile_once(sessions, self.connection)
                     restore_callback_timers(sessions)
+                    sweep_stale_sending(sessions)
                     last_reconcile = time.monotonic()
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 log.warning("outbox relay cannot reach Redis (%s); retrying", exc)

@@ -17,7 +17,7 @@ from redis import Redis
 from rq import Callback
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.registry import StartedJobRegistry
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -226,6 +226,7 @@ def _forget(job: Job, connection: Redis) -> None:
         stale = [m for m in connection.zrange(key, 0, -1) if bytes(m).startswith(prefix)]
         if stale:
             connection.zrem(key, *stale)
+        connection.zrem(FailedJobRegistry(name, connection=connection).key, job.id)
     connection.delete(job.key)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -273,14 +274,30 @@ class CallStatusEvent(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+OPEN_OWED_CALLBACKS = (
+    "status IN ('scheduled', 'in_progress')"
+    " AND purpose IN ('voicemail', 'after_hours', 'virtual_hold')"
+)
+
+
 class Callback(Base):
     """A call the centre owes a resident. The row is the truth; an RQ scheduled job is only the timer."""
 
     __tablename__ = "callback"
     # ix_callback_purpose_status: the console counts missed calls not yet returned on every page.
+    # uq_callback_open_owed: one open callback a call owes (voice.filing.owe_callback) per ticket
+    # and purpose, however many webhooks race to owe it (migration 0010).
     __table_args__ = (
         Index("ix_callback_due", "status", "due_at"),
         Index("ix_callback_purpose_status", "purpose", "status"),
+        Index(
+            "uq_callback_open_owed",
+            "ticket_id",
+            "purpose",
+            unique=True,
+            postgresql_where=text(OPEN_OWED_CALLBACKS),
+            sqlite_where=text(OPEN_OWED_CALLBACKS),
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), index=True)

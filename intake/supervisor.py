@@ -1,4 +1,8 @@
-"""`hotline up`: every long-running process on embedded defaults, supervised, stopped cleanly on Ctrl-C."""
+"""`hotline up`: every long-running process on embedded defaults, supervised, stopped cleanly on Ctrl-C.
+
+A child that dies (a crash, an OOM kill, `kill -9`) is started again after a backoff: 1 s,
+doubling to 60 s while it keeps dying, back to 1 s once it has run for a minute. The others keep
+running meanwhile."""
 
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ import click
 from intake.config import Settings
 
 STOP_GRACE_SECONDS = 10
+RESTART_FIRST_SECONDS = 1.0
+RESTART_MAX_SECONDS = 60.0
+RESTART_RESET_AFTER_SECONDS = 60.0
 
 
 class EmbeddedRedis:
@@ -81,8 +88,15 @@ def run_up(settings: Settings, port: int) -> int:
     with session_scope(settings.database_url) as session:
         sync_departments(session, settings.config)
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    for name, argv in _children(settings).items():
-        procs[name] = subprocess.Popen(argv, env=env, start_new_session=True)
+    argvs = _children(settings)
+    started_at: dict[str, float] = {}
+
+    def _start(name: str) -> None:
+        procs[name] = subprocess.Popen(argvs[name], env=env, start_new_session=True)
+        started_at[name] = time.monotonic()
+
+    for name in argvs:
+        _start(name)
         click.echo(f"started {name} (pid {procs[name].pid})")
     click.echo(
         f"operator console: http://127.0.0.1:{port}/  (demo login after `hotline seed-demo`: operator@hotline.localhost / hotline-demo)"
@@ -102,26 +116,44 @@ def run_up(settings: Settings, port: int) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     code = 0
+    delays = dict.fromkeys(procs, RESTART_FIRST_SECONDS)
+    restart_at: dict[str, float] = {}
     try:
         while not stopping:
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    click.echo(
-                        f"{name} exited with {proc.returncode}; stopping everything", err=True
-                    )
-                    stopping, code = True, 1
-                    break
+            now = time.monotonic()
+            for name, proc in list(procs.items()):
+                if name in restart_at:
+                    if now >= restart_at[name] and not stopping:
+                        del restart_at[name]
+                        _start(name)
+                        click.echo(f"restarted {name} (pid {procs[name].pid})", err=True)
+                    continue
+                if proc.poll() is None:
+                    continue
+                # What it left behind in its process group (RQ's scheduler, a work horse) goes too.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                if now - started_at[name] > RESTART_RESET_AFTER_SECONDS:
+                    delays[name] = RESTART_FIRST_SECONDS
+                restart_at[name] = now + delays[name]
+                click.echo(
+                    f"{name} exited with {proc.returncode}; restarting it in {delays[name]:.0f} s",
+                    err=True,
+                )
+                delays[name] = min(delays[name] * 2, RESTART_MAX_SECONDS)
             time.sleep(0.3)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for proc in procs.values():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         if redis is not None:
             redis.stop()

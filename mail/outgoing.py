@@ -29,12 +29,15 @@ from sqlalchemy.orm import Session
 
 from intake.config import Settings
 from intake.models import ContactPoint, Interaction, OutgoingMessage, Ticket, utcnow
-from intake.tickets import record_event
+from intake.tickets import enqueue_after_commit, record_event
 
 log = logging.getLogger(__name__)
 
 SMTP_TIMEOUT_SECONDS = 30.0
-SENDING_LEASE = timedelta(minutes=10)
+# A claim's lease: longer than the send job's timeout (worker/outbox.JOB_TIMEOUTS, 60 s), so a
+# job that still holds it is still running; once it lapses the worker is dead and the row may be
+# claimed again (`_claim`), by the retry `retry_after_lease` queues or by the housekeeping sweep.
+SENDING_LEASE = timedelta(seconds=90)
 MAX_REFERENCES = 20
 FINAL_STATUSES = ("sent", "kept", "failed", "undeliverable")
 _HEADER_NAME = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-"
@@ -260,6 +263,35 @@ def _claim(session: Session, outgoing_id: int) -> bool:
     return bool(claimed)
 
 
+def retry_after_lease(
+    session: Session, outgoing_id: int, job: str, lease: timedelta, queue: str = "default"
+) -> str:
+    """Another claim holds the row: never send within its lease, but do not let the row hang on
+    a worker that may be dead. A `job` run is queued for the moment the lease lapses (once per
+    claim: the dedupe key names the claim); if the holder finishes first, that run finds the row
+    final and does nothing, and if it died, that run takes the row over."""
+    session.rollback()
+    msg = session.get(OutgoingMessage, outgoing_id, populate_existing=True)
+    if msg is None or msg.status != "sending":
+        return f"already {msg.status if msg else 'gone'}"
+    claimed_at = msg.sent_at
+    stamp = int(claimed_at.timestamp()) if claimed_at else 0
+    expires = (claimed_at or utcnow()) + lease
+    enqueue_after_commit(
+        session,
+        job,
+        queue=queue,
+        dedupe_key=f"lease:{outgoing_id}:{stamp}",
+        available_at=expires + timedelta(seconds=1),
+        outgoing_id=outgoing_id,
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()  # this claim's retry is already queued
+    return f"being sent elsewhere; tried again after {expires:%H:%M:%S}"
+
+
 def _on_timeline(
     session: Session, msg: OutgoingMessage, ticket: Ticket | None, settings: Settings
 ) -> None:
@@ -330,7 +362,7 @@ def send_outgoing(sessions: Any, settings: Settings, outgoing_id: int) -> str:
         if msg.status in FINAL_STATUSES:
             return f"already {msg.status}"
         if not _claim(session, outgoing_id):
-            return "being sent elsewhere"
+            return retry_after_lease(session, outgoing_id, "send_email", SENDING_LEASE)
         session.refresh(msg)
         ticket = session.get(Ticket, msg.ticket_id) if msg.ticket_id else None
         if not msg.message_id:

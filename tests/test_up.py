@@ -119,3 +119,73 @@ def test_hotline_up_serves_the_queue_and_routes_a_ticket_then_stops_cleanly(tmp_
         up.pid
     ) else None
     assert "stopped" in (tmp_path / "up.log").read_text()
+
+
+@pytest.mark.slow
+def test_hotline_up_restarts_a_child_that_dies_and_keeps_the_others(tmp_path: Path):
+    """Issue 12 item 12: `hotline up` stopped everything when one child exited."""
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "HOTLINE_CONFIG")
+    }
+    env.update(
+        {"HOTLINE_DATA_DIR": str(tmp_path / "var"), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    )
+    cli = [sys.executable, "-m", "intake.cli"]
+    subprocess.run(
+        [*cli, "seed-demo"], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=120
+    )
+    log_path = tmp_path / "up.log"
+    log = log_path.open("w")
+    up = subprocess.Popen(
+        [*cli, "up", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        first = int(
+            wait_for(
+                lambda: re.search(r"started worker \(pid (\d+)\)", log_path.read_text()),
+                90,
+                "the worker to start",
+            ).group(1)
+        )
+        web = int(re.search(r"started web \(pid (\d+)\)", log_path.read_text()).group(1))
+        time.sleep(3)
+        os.killpg(first, signal.SIGKILL)
+        second = int(
+            wait_for(
+                lambda: re.search(r"restarted worker \(pid (\d+)\)", log_path.read_text()),
+                30,
+                "the worker to be restarted",
+            ).group(1)
+        )
+        assert second != first and up.poll() is None
+        assert "worker exited with -9; restarting it in 1 s" in log_path.read_text()
+        assert "restarted web" not in log_path.read_text()
+        os.kill(web, 0)  # the web server kept running
+        sessions = session_factory(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}")
+        receipt = receive(sessions, email_contact(), load_config())
+
+        def routed():
+            out = subprocess.run(
+                [*cli, "tickets", "show", receipt.ticket_ref, "--format", "json"],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            return out.returncode == 0 and json.loads(out.stdout)["status"] == "routed"
+
+        wait_for(routed, 90, "the restarted worker to route a ticket")
+    finally:
+        os.kill(up.pid, signal.SIGINT)
+        code = up.wait(timeout=60)
+        log.close()
+    assert code == 0 and "stopped" in log_path.read_text()

@@ -289,30 +289,38 @@ def owe_callback(
     queued_at: datetime | None = None,
     now: datetime | None = None,
 ) -> int | None:
-    """One callback of `purpose` for the call's ticket (a repeated request finds the first)."""
+    """One callback of `purpose` for the call's ticket (a repeated request finds the first).
+
+    Race-proof: concurrent webhooks of one call (the recording action and the final status) may
+    both find none; the partial unique index `uq_callback_open_owed` lets one insert win, and the
+    loser reads the winner's row."""
     if call.ticket_id is None or not call.from_number or not call.from_number.startswith("+"):
         return None
-    with sessions() as session:
-        existing = session.scalar(
-            select(Callback.id).where(
-                Callback.ticket_id == call.ticket_id, Callback.purpose == purpose
-            )
-        )
-        if existing is not None:
-            return existing
-        ticket = session.get(Ticket, call.ticket_id)
-        assert ticket is not None
-        callback = schedule_callback(
-            session,
-            ticket,
-            phone=call.from_number,
-            purpose=purpose,
-            config=config,
-            now=now,
-            queued_at=queued_at,
-        )
-        session.commit()
-        return callback.id
+    first = select(Callback.id).where(
+        Callback.ticket_id == call.ticket_id, Callback.purpose == purpose
+    )
+    for _ in range(3):
+        with sessions() as session:
+            existing = session.scalar(first.order_by(Callback.id).limit(1))
+            if existing is not None:
+                return existing
+            ticket = session.get(Ticket, call.ticket_id)
+            assert ticket is not None
+            try:
+                callback = schedule_callback(
+                    session,
+                    ticket,
+                    phone=call.from_number,
+                    purpose=purpose,
+                    config=config,
+                    now=now,
+                    queued_at=queued_at,
+                )
+                session.commit()
+                return callback.id
+            except IntegrityError:
+                session.rollback()  # another request owed it first: read theirs
+    raise RuntimeError(f"could not owe a {purpose} callback for ticket {call.ticket_id}")
 
 
 def open_missed_call_ticket(

@@ -767,23 +767,27 @@ def status() -> Response:
     if ends_now and call is not None and _abandoned(call):
         _file_abandoned(call)
     with sessions() as session:
-        session.add(
-            CallStatusEvent(
-                call_sid=call_sid,
-                sequence_number=sequence,
-                status=status_value,
-                params={k: v[:500] for k, v in request.form.items()},
-                received_at=utcnow(),
-            )
-        )
-        if call is not None:
-            row = session.scalar(select(Call).where(Call.id == call.id).with_for_update())
-            assert row is not None
-            _apply_status(session, row, status_value, sequence)
         try:
+            # The event first: a duplicate posted at the same moment fails here (unique call_sid
+            # and sequence) and is answered 200 quietly; the first one applies the status.
+            session.add(
+                CallStatusEvent(
+                    call_sid=call_sid,
+                    sequence_number=sequence,
+                    status=status_value,
+                    params={k: v[:500] for k, v in request.form.items()},
+                    received_at=utcnow(),
+                )
+            )
+            session.flush()
+            if call is not None:
+                row = session.scalar(select(Call).where(Call.id == call.id).with_for_update())
+                assert row is not None
+                _apply_status(session, row, status_value, sequence)
             session.commit()
         except IntegrityError:
             session.rollback()
+            log.info("status %s (%s) of %s already recorded", status_value, sequence, call_sid)
     return empty()
 
 

@@ -3,18 +3,20 @@
 - `sla_sweep` every minute, `chase_silent_calls` every five minutes, the department digest every
   hour;
 - callback timers: a scheduled callback that is overdue and has no live timer gets a new one (the
-  row is the truth, so a timer lost with Redis or with a failed outbox row is put back).
+  row is the truth, so a timer lost with Redis or with a failed outbox row is put back);
+- stale `sending` rows: an email or SMS whose claim's lease lapsed (its worker was killed mid-send)
+  gets a send job again (`mail.outgoing.retry_after_lease`, once per claim), which takes it over.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from intake.models import Callback, Outbox, utcnow
+from intake.models import Callback, Outbox, OutgoingMessage, utcnow
 
 TIMER_GRACE = timedelta(seconds=60)
 
@@ -89,3 +91,35 @@ def restore_callback_timers(sessions: sessionmaker[Session], now: datetime | Non
         )
         restored += _insert_once(sessions, row)
     return restored
+
+
+def sweep_stale_sending(sessions: sessionmaker[Session], now: datetime | None = None) -> int:
+    """Queue a send again for every email and SMS left `sending` past its claim's lease."""
+    from mail.outgoing import SENDING_LEASE as EMAIL_LEASE
+    from mail.outgoing import retry_after_lease
+    from worker.sms import SENDING_LEASE as SMS_LEASE
+
+    now = now or utcnow()
+    queued = 0
+    plans = (
+        ("email", EMAIL_LEASE, "send_email", "default"),
+        ("sms", SMS_LEASE, "send_sms", "urgent"),
+    )
+    for channel, lease, job, queue in plans:
+        with sessions() as session:
+            stale = list(
+                session.scalars(
+                    select(OutgoingMessage.id).where(
+                        OutgoingMessage.channel == channel,
+                        OutgoingMessage.status == "sending",
+                        or_(
+                            OutgoingMessage.sent_at.is_(None),
+                            OutgoingMessage.sent_at < now - lease,
+                        ),
+                    )
+                )
+            )
+            for outgoing_id in stale:
+                retry_after_lease(session, outgoing_id, job, lease, queue)
+                queued += 1
+    return queued

@@ -17,7 +17,7 @@ from redis import Redis
 from rq import Callback
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.registry import StartedJobRegistry
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,10 +32,42 @@ RELAY_BATCH = 200
 JOB_BATCH = 25
 RECONCILE_GRACE = timedelta(seconds=30)
 MAX_ATTEMPTS = 6
+# Per-queue job timeouts: a job that runs longer is stopped by RQ (and fails, to be retried). Short
+# timeouts bound how long a lease or an abandoned job can hold work up.
 JOB_TIMEOUT_SECONDS = 300
+QUEUE_TIMEOUTS = {"urgent": 60, "default": 120, "low": JOB_TIMEOUT_SECONDS}
+# Jobs that send: their claim's lease (mail/outgoing.py, worker/sms.py) must outlast the job.
+JOB_TIMEOUTS = {"send_email": 60, "send_sms": 60}
 # A worker killed mid-job leaves its job "started" until RQ's heartbeat for it lapses: the job
-# timeout plus RQ's 60 s grace. Only then does the reconciler see it as abandoned and re-queue it.
+# timeout plus RQ's 60 s grace. A `hotline worker` also says it is alive every half second
+# (`WORKER_ALIVE_TTL`): the reconciler takes a started job of a worker that stopped saying so as
+# abandoned at once; RQ's own expiry is the fallback for workers that never said so (burst runs).
 ABANDONED_AFTER = timedelta(seconds=JOB_TIMEOUT_SECONDS + 60 + 30)
+WORKER_ALIVE_TTL = 10
+WORKER_SEEN_TTL = 24 * 3600
+ALIVE_KEY = "hotline:worker:alive:{}"
+SEEN_KEY = "hotline:worker:seen:{}"
+
+
+def job_timeout(job: str, queue_name: str) -> int:
+    return JOB_TIMEOUTS.get(job, QUEUE_TIMEOUTS.get(queue_name, JOB_TIMEOUT_SECONDS))
+
+
+def say_alive(connection: Redis, worker_names: list[str]) -> None:
+    """A `hotline worker`'s heartbeat, from its housekeeper thread (it beats during a long job)."""
+    with connection.pipeline() as pipe:
+        for name in worker_names:
+            pipe.set(ALIVE_KEY.format(name), "1", ex=WORKER_ALIVE_TTL)
+            pipe.set(SEEN_KEY.format(name), "1", ex=WORKER_SEEN_TTL)
+        pipe.execute()
+
+
+def worker_died(connection: Redis, worker_name: str | None) -> bool:
+    """A worker that used to say it was alive and has stopped: killed, or cut off for a while."""
+    if not worker_name:
+        return False
+    alive, seen = connection.mget(ALIVE_KEY.format(worker_name), SEEN_KEY.format(worker_name))
+    return seen is not None and alive is None
 
 
 def job_id_for(row: Outbox) -> str:
@@ -87,11 +119,12 @@ def _enqueue(rows: list[Outbox], connection: Redis, database_url: str) -> None:
         name, arg = jobs.BATCH_FORMS[first.job]
         kwargs = {f"{arg}s": [row.args[arg] for row in rows]}
     func = jobs.JOBS[name]
-    queue(first.queue if first.queue in QUEUE_NAMES else "default", connection).enqueue_call(
+    queue_name = first.queue if first.queue in QUEUE_NAMES else "default"
+    queue(queue_name, connection).enqueue_call(
         func,
         kwargs=kwargs,
         job_id=job_id_for(first),
-        timeout=JOB_TIMEOUT_SECONDS,
+        timeout=job_timeout(name, queue_name),
         result_ttl=3600,
         failure_ttl=7 * 24 * 3600,
         description=f"{name}({', '.join(f'{k}={v}' for k, v in kwargs.items())})",
@@ -149,8 +182,11 @@ def relay_once(
                 session.commit()
                 continue
             except Exception as exc:
+                # Not handed over, so not an attempt: a Redis outage must not spend the budget
+                # that is meant for jobs that ran and failed.
                 for unsent in (row for later in groups[index:] for row in later):
                     unsent.status, unsent.rq_job_id = "pending", None
+                    unsent.attempts = max(0, unsent.attempts - 1)
                     unsent.last_error = f"could not reach the queue: {exc}"
                     unsent.available_at = utcnow() + timedelta(seconds=5)
                 session.commit()
@@ -159,69 +195,127 @@ def relay_once(
     return moved
 
 
-def _job_status(job_id: str, connection: Redis) -> tuple[JobStatus | None, str | None]:
+def _job_status(job_id: str, connection: Redis) -> tuple[JobStatus | None, str | None, Job | None]:
     try:
         job = Job.fetch(job_id, connection=connection)
     except NoSuchJobError:
-        return None, None
+        return None, None, None
     status = job.get_status(refresh=True)
     error = None
     if status == JobStatus.FAILED:
         result = job.latest_result()
         error = (result.exc_string or "").strip().splitlines()[-1:] if result else None
         error = error[0] if error else "failed"
-    return status, error
+    elif status == JobStatus.STARTED and worker_died(connection, job.worker_name):
+        return None, f"worker {job.worker_name} died while running it", job
+    return status, error, job
+
+
+def _forget(job: Job, connection: Redis) -> None:
+    """Remove a dead job from Redis so its id can be enqueued again. RQ 3's `Job.delete` raises
+    (`ValueError: Execution … not found`) for a job whose worker was killed: then the hash and the
+    job's entries in the started registries are removed by hand."""
+    try:
+        job.delete()
+        return
+    except Exception as exc:
+        log.info("RQ could not delete job %s (%s); removing it by hand", job.id, exc)
+    prefix = f"{job.id}:".encode()
+    for name in QUEUE_NAMES:
+        key = StartedJobRegistry(name, connection=connection).key
+        stale = [m for m in connection.zrange(key, 0, -1) if bytes(m).startswith(prefix)]
+        if stale:
+            connection.zrem(key, *stale)
+        connection.zrem(FailedJobRegistry(name, connection=connection).key, job.id)
+    connection.delete(job.key)
 
 
 _LIVE = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
+def _settle(
+    session: Session,
+    rows: list[Outbox],
+    state: tuple[JobStatus | None, str | None, Job | None],
+    connection: Redis,
+    now: datetime,
+    counts: dict[str, int],
+) -> None:
+    """One job's rows: done, still running, or back to pending (or failed for good)."""
+    status, error, job = state
+    if status == JobStatus.FINISHED:
+        for row in rows:
+            row.status, row.done_at = "done", now
+        counts["done"] += len(rows)
+        return
+    if status in _LIVE:
+        return
+    if job is not None:
+        _forget(job, connection)
+    reason = error or (
+        "the job vanished from Redis" if status is None else f"the job is {status.value}"
+    )
+    died = error is not None and status is None  # the worker died: not the job's fault
+    for row in rows:
+        row.rq_job_id = None
+        if died:
+            row.attempts = max(0, row.attempts - 1)
+        if row.attempts >= MAX_ATTEMPTS:
+            row.status, row.last_error = "failed", reason
+            counts["failed"] += 1
+            log.error("outbox %s (%s) failed for good: %s", row.id, row.job, reason)
+        else:
+            row.status, row.last_error = "pending", reason
+            delay = 0 if died else min(600, 5 * 2**row.attempts)
+            row.available_at = now + timedelta(seconds=delay)
+            counts["requeued"] += 1
+
+
 def reconcile_once(
     sessions: sessionmaker[Session], connection: Redis, now: datetime | None = None
 ) -> dict[str, int]:
-    """Repair what a crash, a killed worker or a Redis restart left behind."""
+    """Repair what a crash, a killed worker or a Redis restart left behind.
+
+    Each job is settled and committed on its own: one that cannot be (a job RQ cannot read or
+    delete, a row that cannot be saved) is logged and left for the next pass, and never stops the
+    others. The log says "re-queued" only for rows whose change was committed."""
     now = now or utcnow()
-    counts = {"done": 0, "requeued": 0, "failed": 0}
+    counts = {"done": 0, "requeued": 0, "failed": 0, "errors": 0}
     for name in QUEUE_NAMES:
-        StartedJobRegistry(name, connection=connection).cleanup(timestamp=now.timestamp())
+        try:
+            StartedJobRegistry(name, connection=connection).cleanup(timestamp=now.timestamp())
+        except Exception:
+            log.exception("cleaning up RQ's started jobs of %s failed; carrying on", name)
     with sessions() as session:
         rows = list(
             session.scalars(
                 select(Outbox)
                 .where(Outbox.status == "enqueued", Outbox.enqueued_at < now - RECONCILE_GRACE)
+                .order_by(Outbox.id)
                 .limit(1000)
             )
         )
-        seen: dict[str, tuple[JobStatus | None, str | None]] = {}
+        by_job: dict[str, list[Outbox]] = {}
         for row in rows:
-            job_id = job_id_for(row)
-            if job_id not in seen:
-                seen[job_id] = _job_status(job_id, connection)
-                if seen[job_id][0] not in (*_LIVE, JobStatus.FINISHED, None):
-                    Job.fetch(job_id, connection=connection).delete()
-            status, error = seen[job_id]
-            if status == JobStatus.FINISHED:
-                row.status, row.done_at = "done", now
-                counts["done"] += 1
-            elif status in _LIVE:
-                continue
-            else:
-                reason = error or (
-                    "the job vanished from Redis"
-                    if status is None
-                    else f"the job is {status.value}"
+            by_job.setdefault(job_id_for(row), []).append(row)
+        for job_id, group in by_job.items():
+            before = dict(counts)
+            try:
+                _settle(session, group, _job_status(job_id, connection), connection, now, counts)
+                session.commit()
+            except Exception:
+                session.rollback()
+                counts.update(before)
+                counts["errors"] += 1
+                log.exception(
+                    "reconciling job %s (outbox %s) failed; next pass",
+                    job_id,
+                    ", ".join(str(r.id) for r in group),
                 )
-                row.rq_job_id = None
-                if row.attempts >= MAX_ATTEMPTS:
-                    row.status, row.last_error = "failed", reason
-                    counts["failed"] += 1
-                    log.error("outbox %s (%s) failed for good: %s", row.id, row.job, reason)
-                else:
-                    row.status, row.last_error = "pending", reason
-                    row.available_at = now + timedelta(seconds=min(600, 5 * 2**row.attempts))
-                    counts["requeued"] += 1
-                    log.warning("outbox %s (%s) re-queued: %s", row.id, row.job, reason)
-        session.commit()
+                continue
+            for row in group:
+                if row.status == "pending":
+                    log.warning("outbox %s (%s) re-queued: %s", row.id, row.job, row.last_error)
     return counts
 
 

@@ -26,7 +26,8 @@ from worker.context import sessions, settings
 
 log = logging.getLogger(__name__)
 
-SENDING_LEASE = timedelta(minutes=10)
+# Longer than the send_sms job's timeout (worker/outbox.JOB_TIMEOUTS): see mail/outgoing.py.
+SENDING_LEASE = timedelta(seconds=90)
 FINAL_STATUSES = ("sent", "failed")
 # Refusals that say the number itself cannot be reached at all (not only by SMS): 21610
 # (unsubscribed) and 21614 (a landline) can still be called, so they do not mark it.
@@ -114,7 +115,9 @@ def send_sms(outgoing_id: int) -> str:
         if not stg.twilio_configured or not stg.twilio_number:
             return "kept locally (no Twilio configured)"
         if not _claim(session, outgoing_id):
-            return "being sent elsewhere"
+            from mail.outgoing import retry_after_lease
+
+            return retry_after_lease(session, outgoing_id, "send_sms", SENDING_LEASE, "urgent")
         session.refresh(msg)
         from voice.dialer import twilio_client
 

@@ -115,8 +115,8 @@ class ComplaintHandler:
                 db,
                 raw,
                 source="smtp",
-                envelope_from=mail_from or "",
-                envelope_to=rcpt_tos,
+                envelope_from=envelope_text(mail_from or ""),
+                envelope_to=[envelope_text(to) for to in rcpt_tos],
             )
             db.commit()
         log.info("stored mail %s from %s via %s", stored.raw_id, mail_from, peer)
@@ -125,6 +125,14 @@ class ComplaintHandler:
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session failed (%s: %s); answered 451", type(error).__name__, error)
         return TEMPORARY_FAILURE
+
+
+def envelope_text(address: str) -> str:
+    """An envelope address as the database can keep it: a NUL, other control characters or bytes
+    that were not UTF-8 (kept by the SMTP server as surrogates) become U+FFFD. Storing must not
+    fail on them: a 451 would be answered on every retry and the mail finally bounced."""
+    text = address.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join("\ufffd" if ord(c) < 32 or ord(c) == 127 else c for c in text)
 
 
 @dataclass

@@ -222,3 +222,34 @@ def test_it_offers_starttls_when_a_certificate_is_configured(
     finally:
         server.stop()
     assert count(sessions, RawMessage) == 1
+
+
+@pytest.mark.parametrize("sender", [b"a\x00b@example.com", b"caf\xe9@example.com"])
+def test_a_nul_or_bytes_that_are_not_utf8_in_mail_from_are_stored_not_refused(
+    listener, sessions, sender
+):
+    """A sending server cannot fix its envelope: refusing with 451 would only end in a bounce."""
+    import socket
+
+    message = resident_mail(subject="信封有怪字", body="大堂燈壞了")
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=30) as sock:
+        reader = sock.makefile("rb")
+
+        def say(line: bytes) -> bytes:
+            sock.sendall(line + b"\r\n")
+            answer = reader.readline()
+            while answer[3:4] == b"-":
+                answer = reader.readline()
+            return answer
+
+        assert reader.readline().startswith(b"220")
+        assert say(b"EHLO sender.example").startswith(b"250")
+        assert say(b"MAIL FROM:<" + sender + b">").startswith(b"250")
+        assert say(b"RCPT TO:<complaints@hotline.localhost>").startswith(b"250")
+        assert say(b"DATA").startswith(b"354")
+        answer = say(message.replace(b"\n.", b"\n..") + b"\r\n.")
+        assert answer.startswith(b"250"), answer
+        say(b"QUIT")
+    with sessions() as session:
+        [row] = session.scalars(select(RawMessage))
+        assert "\ufffd" in (row.envelope_from or "") and "\x00" not in (row.envelope_from or "")

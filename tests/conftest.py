@@ -77,7 +77,14 @@ def pytest_configure(config: pytest.Config) -> None:
         import time_machine
 
         destination = travel_destination(spec)
+        offset = (destination - datetime.now(UTC)).total_seconds()
         time_machine.travel(destination, tick=True).start()
+        # Python processes the tests start (workers, `hotline up`) travel by the same offset.
+        os.environ["HOTLINE_TEST_CLOCK_OFFSET"] = str(offset)
+        travel_dir = str(Path(__file__).with_name("travel"))
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (travel_dir, os.environ.get("PYTHONPATH", "")) if p
+        )
         print(f"HOTLINE_TEST_TRAVEL={spec}: the clock reads {datetime.now(UTC).isoformat()}")
 
 

@@ -238,20 +238,24 @@ def _message_id(settings: Settings, ticket: Ticket | None, outgoing_id: int) -> 
     return make_msgid(idstring=f"hl.out.{outgoing_id}", domain=mail_domain(settings)).lower()
 
 
-def _claim(session: Session, outgoing_id: int) -> bool:
-    """queued → sending, or a `sending` whose worker died long ago; `sent_at` holds the lease."""
+def claim_for_sending(
+    session: Session, outgoing_id: int, *, channel: str = "email", lease: timedelta = SENDING_LEASE
+) -> bool:
+    """queued → sending, or a `sending` whose lease lapsed (its worker died); `sent_at` holds the
+    lease. Email and SMS rows are claimed the same way."""
     now = utcnow()
     claimed = session.execute(
         update(OutgoingMessage)
         .where(
             OutgoingMessage.id == outgoing_id,
+            OutgoingMessage.channel == channel,
             or_(
                 OutgoingMessage.status == "queued",
                 and_(
                     OutgoingMessage.status == "sending",
                     or_(
                         OutgoingMessage.sent_at.is_(None),
-                        OutgoingMessage.sent_at < now - SENDING_LEASE,
+                        OutgoingMessage.sent_at < now - lease,
                     ),
                 ),
             ),
@@ -361,7 +365,7 @@ def send_outgoing(sessions: Any, settings: Settings, outgoing_id: int) -> str:
             return "no such email"
         if msg.status in FINAL_STATUSES:
             return f"already {msg.status}"
-        if not _claim(session, outgoing_id):
+        if not claim_for_sending(session, outgoing_id):
             return retry_after_lease(session, outgoing_id, "send_email", SENDING_LEASE)
         session.refresh(msg)
         ticket = session.get(Ticket, msg.ticket_id) if msg.ticket_id else None

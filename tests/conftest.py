@@ -287,3 +287,22 @@ def smtp_sink():  # type: ignore[no-untyped-def]
     sink = start_sink()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def twilio(demo, monkeypatch):  # type: ignore[no-untyped-def]
+    """A Twilio account is configured, and its REST API is played by `FakeTwilio`
+    (a `twilio.http.HttpClient` answering what Twilio answers, errors included)."""
+    from intake.config import get_settings
+    from tests.worker.helpers import FakeTwilio
+    from voice import dialer
+
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "a" * 32)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "test-auth-token")
+    monkeypatch.setenv("TWILIO_NUMBER", "+886227000000")
+    get_settings.cache_clear()
+    fake = FakeTwilio()
+    dialer.use_http_client(fake)
+    yield fake
+    dialer.use_http_client(None)
+    get_settings.cache_clear()

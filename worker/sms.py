@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from intake.models import ContactPoint, OutgoingMessage, Ticket, utcnow
 from intake.tickets import record_event
+from mail.outgoing import claim_for_sending, retry_after_lease
 from worker.context import sessions, settings
 
 log = logging.getLogger(__name__)
@@ -36,32 +37,6 @@ UNREACHABLE_CODES = frozenset({21211})
 
 class TransientSmsError(Exception):
     """Twilio or the network said "later": the job fails so that it is retried."""
-
-
-def _claim(session: Session, outgoing_id: int) -> bool:
-    """queued → sending, or a `sending` whose worker died long ago; `sent_at` holds the lease."""
-    now = utcnow()
-    claimed = session.execute(
-        update(OutgoingMessage)
-        .where(
-            OutgoingMessage.id == outgoing_id,
-            OutgoingMessage.channel == "sms",
-            or_(
-                OutgoingMessage.status == "queued",
-                and_(
-                    OutgoingMessage.status == "sending",
-                    or_(
-                        OutgoingMessage.sent_at.is_(None),
-                        OutgoingMessage.sent_at < now - SENDING_LEASE,
-                    ),
-                ),
-            ),
-        )
-        .values(status="sending", sent_at=now, attempts=OutgoingMessage.attempts + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    session.commit()
-    return bool(claimed)
 
 
 def _code(exc: TwilioRestException) -> int | None:
@@ -114,9 +89,7 @@ def send_sms(outgoing_id: int) -> str:
             return f"already {msg.status}"
         if not stg.twilio_configured or not stg.twilio_number:
             return "kept locally (no Twilio configured)"
-        if not _claim(session, outgoing_id):
-            from mail.outgoing import retry_after_lease
-
+        if not claim_for_sending(session, outgoing_id, channel="sms", lease=SENDING_LEASE):
             return retry_after_lease(session, outgoing_id, "send_sms", SENDING_LEASE, "urgent")
         session.refresh(msg)
         from voice.dialer import twilio_client

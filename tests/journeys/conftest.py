@@ -33,7 +33,6 @@ from intake.models import OutgoingMessage
 from tests.voice.conftest import check_twiml
 from tests.web.console_helpers import PASSWORD, csrf
 from tests.worker.helpers import FakeTwilio, run_jobs
-from voice import dialer
 from voice.simulator import CallResult, CallSimulator, FlaskTransport, Step
 
 HOTLINE = "+886227000000"
@@ -244,22 +243,6 @@ def _hotline() -> Any:
     from intake.cli import main
 
     return main
-
-
-@pytest.fixture
-def twilio(demo, monkeypatch) -> Iterator[FakeTwilio]:  # type: ignore[no-untyped-def]
-    """A Twilio account is configured, and its REST API is played by FakeTwilio."""
-    from intake.config import get_settings
-
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "a" * 32)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "journey-auth-token")
-    monkeypatch.setenv("TWILIO_NUMBER", HOTLINE)
-    get_settings.cache_clear()
-    fake = FakeTwilio()
-    dialer.use_http_client(fake)
-    yield fake
-    dialer.use_http_client(None)
-    get_settings.cache_clear()
 
 
 @pytest.fixture

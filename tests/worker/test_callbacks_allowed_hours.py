@@ -3,10 +3,8 @@ at night, and backing off from Twilio's errors does not carry a call past closin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-import pytest
 from redis import Redis
 from sqlalchemy import select
 
@@ -15,26 +13,10 @@ from intake.callbacks import schedule_callback
 from intake.models import Callback, CallbackAttempt, OutgoingMessage, Ticket
 from intake.service import receive
 from tests.factories import call_contact
-from tests.worker.helpers import FakeTwilio, run_jobs
-from voice import dialer
+from tests.worker.helpers import run_jobs
 from worker.callbacks import callback_call_ended
 
 PHONE = "+886912000001"
-
-
-@pytest.fixture
-def twilio(demo, monkeypatch) -> Iterator[FakeTwilio]:  # type: ignore[no-untyped-def]
-    from intake.config import get_settings
-
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "a" * 32)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "test-auth-token")
-    monkeypatch.setenv("TWILIO_NUMBER", "+886227000000")
-    get_settings.cache_clear()
-    fake = FakeTwilio()
-    dialer.use_http_client(fake)
-    yield fake
-    dialer.use_http_client(None)
-    get_settings.cache_clear()
 
 
 def _missed_call(sessions, config, moment) -> int:  # type: ignore[no-untyped-def]

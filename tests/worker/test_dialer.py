@@ -12,25 +12,9 @@ from intake.callbacks import schedule_callback
 from intake.models import Call, Callback, CallbackAttempt, ContactPoint, OutgoingMessage, Ticket
 from intake.service import receive
 from tests.factories import call_contact
-from tests.worker.helpers import FakeTwilio, run_jobs
+from tests.worker.helpers import run_jobs
 from voice import dialer
 from worker.outbox import reconcile_once
-
-
-@pytest.fixture
-def twilio(demo, monkeypatch):  # type: ignore[no-untyped-def]
-    from intake.config import get_settings
-
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "a" * 32)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "test-auth-token")
-    monkeypatch.setenv("TWILIO_NUMBER", "+886227000000")
-    get_settings.cache_clear()
-    fake = FakeTwilio()
-    dialer.use_http_client(fake)
-    yield fake
-    dialer.use_http_client(None)
-    get_settings.cache_clear()
-
 
 MONDAY = datetime(2026, 11, 30, 10, 0).astimezone()
 

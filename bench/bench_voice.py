@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -157,7 +158,16 @@ def wait_ready(port: int, deadline: float) -> None:
     raise SystemExit("gunicorn did not start")
 
 
-def run(database_url: str, requests: int, callers: int, workers: int, threads: int) -> None:
+def run(
+    database_url: str,
+    requests: int,
+    callers: int,
+    workers: int,
+    threads: int,
+    prepare: Callable[[str], object] | None = None,
+) -> float:
+    """Prints the table; returns the voice / Core-insert throughput ratio. `prepare(url)` runs
+    after the demo data is seeded (e.g. to declare an incident)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-voice-"))
     env = {
         **os.environ,
@@ -182,6 +192,8 @@ def run(database_url: str, requests: int, callers: int, workers: int, threads: i
     with session_factory(database_url)() as session:
         seed_demo(session, settings.config)
         session.commit()
+    if prepare is not None:
+        prepare(database_url)
     # The TwiML the real handler gives a known caller, for the baselines to return.
     client = create_app(settings=settings).test_client()
     [(body, signature)] = bodies(1, "bench-token", "/voice/incoming")
@@ -255,6 +267,7 @@ def run(database_url: str, requests: int, callers: int, workers: int, threads: i
     print(f"voice / Core-insert baseline throughput: {voice / core:.2f} (target >= 0.5)")
     print(f"voice / constant baseline throughput:    {voice / const:.2f}")
     print(f"voice p99: {results['voice /voice/incoming'][2]:.1f} ms (target < 50 ms)")
+    return voice / core
 
 
 def main() -> None:

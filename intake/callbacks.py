@@ -24,6 +24,7 @@ PURPOSES = (
     "operator_request",
 )
 OPEN_CALLBACK_STATUSES = ("scheduled", "in_progress")
+CALLBACK_STATUSES = (*OPEN_CALLBACK_STATUSES, "needs_operator", "done", "failed", "cancelled")
 
 
 OUTCOMES = ("reached", "no_answer", "busy", "voicemail_left", "wrong_number", "failed")
@@ -87,7 +88,7 @@ def retry_due_time(
     session: Session, callback: Callback, now: datetime, config: HotlineConfig
 ) -> datetime:
     """When the next attempt of `callback` may be dialled: spaced by the policy, never at night."""
-    spacing = int(config.callbacks.get("retry_spacing_minutes", 30))
+    spacing = config.callbacks.retry_spacing_minutes
     ticket = session.get(Ticket, callback.ticket_id)
     preferred = callback_preferred_span(session, ticket) if ticket else None
     return next_allowed_time(now + timedelta(minutes=spacing), config, preferred)
@@ -111,7 +112,7 @@ def schedule_callback(
         raise ValueError(f"unknown callback purpose {purpose!r}")
     now = now or utcnow()
     if purpose == "missed_call" and phone:
-        window = timedelta(minutes=int(config.callbacks.get("missed_call_window_minutes", 120)))
+        window = timedelta(minutes=config.callbacks.missed_call_window_minutes)
         existing = session.scalar(
             select(Callback)
             .where(
@@ -145,7 +146,7 @@ def schedule_callback(
         status="scheduled",
         due_at=due,
         queued_at=queued_at,
-        max_attempts=int(config.callbacks.get("max_attempts", 3)),
+        max_attempts=config.callbacks.max_attempts,
         created_at=now,
         updated_at=now,
     )

@@ -23,7 +23,8 @@ from functools import lru_cache
 
 import hanzidentifier
 
-from intake.config import LANGUAGES, PRIORITIES, HotlineConfig
+from intake.config import HotlineConfig
+from intake.constants import LANGUAGES, PRIORITIES
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -109,7 +110,7 @@ def find_keywords(
 
 def detect_language(text: str, hint: str | None, config: HotlineConfig) -> str:
     if hint in LANGUAGES:
-        return hint  # type: ignore[return-value]
+        return hint
     if hint and hint.lower().startswith(("yue", "zh-hk", "zh-tw", "cmn-tw", "cmn-hant", "zh-hant")):
         return "zh-Hant"
     if hint and hint.lower().startswith(("zh-cn", "cmn-cn", "cmn-hans", "zh-hans", "zh-sg")):

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
-from functools import lru_cache
-from importlib.metadata import entry_points
-from typing import Any
+import unicodedata
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from intake.config import ConfigError, Settings, get_settings
+from intake.plugins import plugin_commands
+
+if TYPE_CHECKING:
+    from intake.audit import Actor
 
 
 def settings_or_exit() -> Settings:
@@ -25,34 +29,87 @@ def settings_or_exit() -> Settings:
         sys.exit(2)
 
 
-def emit(data: Any, fmt: str) -> None:
+ISO_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)$")
+CELL_WIDTH = 48
+
+
+def cell(value: Any, width: int = CELL_WIDTH) -> str:
+    """One table cell: local times as `YYYY-MM-DD HH:MM`, one line, at most `width` characters."""
+    if value is None or value == "":
+        return "-"
+    text = str(value)
+    match = ISO_TIME.match(text)
+    if match:
+        return f"{match.group(1)} {match.group(2)}"
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives `text`: East Asian wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """Rows as a text table with a header row; one line per row whatever the values hold."""
+    if not rows:
+        return "(none)"
+    columns = columns or [k for k, v in rows[0].items() if not isinstance(v, dict | list)]
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(_width(h), *(_width(r[i]) for r in cells)) for i, h in enumerate(columns)]
+    lines = []
+    for values in [columns, *cells]:
+        padded = [v + " " * (w - _width(v)) for v, w in zip(values, widths, strict=True)]
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines)
+
+
+def cli_actor() -> Actor:
+    """The audit fields for a command typed on a machine: the system user, from the command line."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return {"actor": f"{user}@{socket.gethostname()}", "role": "cli", "source": "command line"}
+
+
+def note_config_changes(settings: Settings) -> None:
+    """Records in the audit log how the configuration differs from what the database last saw.
+
+    A database that is down or not yet migrated does not stop a process from starting: the change
+    is recorded by the next start that reaches it."""
+    import logging
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from intake.config_audit import note_changes
+    from intake.db import session_scope
+
+    try:
+        with session_scope(settings.database_url) as session:
+            note_changes(session, settings, **cli_actor())
+    except SQLAlchemyError as exc:
+        logging.getLogger(__name__).warning(
+            "configuration changes not checked: %s", str(exc).splitlines()[0][:200]
+        )
+
+
+def emit(data: Any, fmt: str, columns: list[str] | None = None) -> None:
     if fmt == "json":
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     elif isinstance(data, list):
-        for row in data:
-            click.echo(
-                "  ".join(
-                    str(v) if v is not None else "-"
-                    for k, v in row.items()
-                    if not isinstance(v, dict | list)
-                )
-            )
+        click.echo(table(data, columns))
     else:
         for k, v in data.items():
             if not isinstance(v, dict | list):
-                click.echo(f"{k}: {v}")
-
-
-@lru_cache(maxsize=1)
-def plugin_commands() -> dict[str, click.Command]:
-    found: dict[str, click.Command] = {}
-    for ep in entry_points(group="hotline.commands"):
-        loaded = ep.load()
-        for cmd in (
-            loaded() if callable(loaded) and not isinstance(loaded, click.Command) else [loaded]
-        ):
-            found[cmd.name] = cmd
-    return found
+                click.echo(f"{k}: {cell(v, 200) if v is not None else '-'}")
+        for k, v in data.items():
+            if isinstance(v, list) and v and isinstance(v[0], dict):
+                click.echo(f"\n{k}:")
+                click.echo(table(v))
 
 
 class HotlineGroup(click.Group):
@@ -66,6 +123,10 @@ class HotlineGroup(click.Group):
 @click.group(cls=HotlineGroup)
 def main() -> None:
     """Hotline: calls and complaint mail in one ticket queue."""
+    from intake.logging_setup import configure
+
+    if sys.stderr is sys.__stderr__:  # run in-process (click's CliRunner): the host owns logging
+        configure()
 
 
 @main.command("init-db")
@@ -79,6 +140,7 @@ def init_db() -> None:
     upgrade_to_head(settings.database_url)
     with session_scope(settings.database_url) as session:
         sync_departments(session, settings.config)
+    note_config_changes(settings)
     click.echo(f"database ready: {settings.database_url.split('@')[-1]}")
 
 
@@ -112,6 +174,7 @@ def create_operator(
     email: str, password: str, role: str, name: str | None, department: str | None, language: str
 ) -> None:
     """Create an operator, or reset the password and role of an existing one."""
+    from intake import audit
     from intake.auth import hash_password
     from intake.db import session_scope
     from intake.models import Operator
@@ -134,6 +197,7 @@ def create_operator(
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="--department") from None
         op = session.scalar(select(Operator).where(Operator.email == email.lower()))
+        before = (op.role, op.department.code if op and op.department else None) if op else None
         if op is None:
             op = Operator(
                 email=email.lower(),
@@ -155,12 +219,55 @@ def create_operator(
             # A new password or role ends the operator's signed-in sessions.
             op.session_generation = (op.session_generation or 0) + 1
             verb = "updated"
+        if before is None:
+            audit.record(
+                session, "operator_created", **cli_actor(), target=email.lower(), role_given=role
+            )
+        else:
+            after = (role, department)
+            changed = {
+                field: [was, now]
+                for field, was, now in zip(("role", "department"), before, after, strict=True)
+                if was != now
+            }
+            audit.record(
+                session,
+                "operator_changed",
+                **cli_actor(),
+                target=email.lower(),
+                changed=changed,
+                password_changed=True,
+            )
     click.echo(f"{verb} {role} {email}")
 
 
 @main.group()
 def tickets() -> None:
     """Look at tickets."""
+
+
+TICKET_COLUMNS = [
+    "ref",
+    "priority",
+    "status",
+    "channel",
+    "category",
+    "department",
+    "subject",
+    "created_at",
+]
+CALLBACK_COLUMNS = [
+    "id",
+    "ticket_ref",
+    "purpose",
+    "phone",
+    "due_at",
+    "status",
+    "attempts",
+    "outcome",
+    "claimed_by",
+]
+OUTBOX_COLUMNS = ["id", "ticket_ref", "channel", "to", "status", "subject", "created_at"]
 
 
 @tickets.command("list")
@@ -183,7 +290,7 @@ def tickets_list(fmt: str, status: str | None, limit: int) -> None:
         if status:
             query = query.where(Ticket.status == status)
         rows = [ticket_json(t, settings.config) for t in session.scalars(query)]
-    emit(rows, fmt)
+    emit(rows, fmt, TICKET_COLUMNS)
 
 
 @tickets.command("show")
@@ -191,17 +298,29 @@ def tickets_list(fmt: str, status: str | None, limit: int) -> None:
 @click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text")
 def tickets_show(ref: str, fmt: str) -> None:
     from intake.db import session_scope
-    from intake.models import Ticket
     from intake.serialize import ticket_detail_json
 
     settings = settings_or_exit()
     with session_scope(settings.database_url) as session:
-        ticket = session.scalar(select(Ticket).where(Ticket.ref == ref.upper()))
+        ticket = find_ticket(session, ref, settings.config.ticket_prefix)
         if ticket is None:
-            click.echo(f"no ticket {ref}", err=True)
+            click.echo(
+                f"no ticket {ref} (give its reference, such as HL-000001, or its number)", err=True
+            )
             sys.exit(1)
         data = ticket_detail_json(ticket, settings.config)
     emit(data, fmt)
+
+
+def find_ticket(session: Any, ref: str, prefix: str) -> Any:
+    """A ticket by its reference (`HL-000001`, any case) or by its number (`1`, `000001`)."""
+    from intake.models import Ticket
+    from intake.tickets import format_ref
+
+    wanted = ref.strip().upper()
+    if wanted.isdigit() and 0 < int(wanted) < 2**31:
+        wanted = format_ref(prefix, int(wanted))
+    return session.scalar(select(Ticket).where(Ticket.ref == wanted))
 
 
 @main.group()
@@ -221,13 +340,13 @@ def callbacks_list(fmt: str, status: str | None) -> None:
     with session_scope(settings.database_url) as session:
         query = (
             select(Callback)
-            .options(selectinload(Callback.ticket))
+            .options(selectinload(Callback.ticket), selectinload(Callback.claimer))
             .order_by(Callback.due_at, Callback.id)
         )
         if status:
             query = query.where(Callback.status == status)
         rows = [callback_json(c, settings.config) for c in session.scalars(query)]
-    emit(rows, fmt)
+    emit(rows, fmt, CALLBACK_COLUMNS)
 
 
 @main.group()
@@ -248,7 +367,7 @@ def outbox_list(fmt: str) -> None:
             outgoing_json(m, session, settings.config)
             for m in session.scalars(select(OutgoingMessage).order_by(OutgoingMessage.id))
         ]
-    emit(rows, fmt)
+    emit(rows, fmt, OUTBOX_COLUMNS)
 
 
 @main.command("import-residents")
@@ -275,13 +394,68 @@ def import_residents_cmd(path: str, dry_run: bool) -> None:
         sys.exit(1)
 
 
-@main.command("up")
-@click.option("--port", default=5000, show_default=True)
-def up(port: int) -> None:
-    """Run everything on embedded defaults: database, Redis, web, worker, SMTP listener."""
-    from intake.supervisor import run_up
+@main.group("reports")
+def reports_group() -> None:
+    """The dashboard's daily roll-up."""
 
-    sys.exit(run_up(settings_or_exit(), port))
+
+@reports_group.command("rollup")
+@click.option("--all", "everything", is_flag=True, help="rewrite every day since the first ticket")
+@click.option("--days", default=0, show_default=True, help="also the last N days again")
+def reports_rollup(everything: bool, days: int) -> None:
+    """Bring the roll-up up to date: changed days, missing days (90 at most without --all)."""
+    from intake.db import session_factory
+    from intake.rollup import refresh
+
+    settings = settings_or_exit()
+    with session_factory(settings.database_url)() as session:
+        result = refresh(session, settings.config, recent_days=days, everything=everything)
+    if result.written:
+        click.echo(
+            f"{len(result.written)} day(s) written, {result.written[0]} to {result.written[-1]}"
+        )
+    else:
+        click.echo("the roll-up is up to date")
+
+
+@main.group()
+def operators() -> None:
+    """The operators' desk: who is available for live calls."""
+
+
+@operators.command("state")
+@click.argument("email")
+@click.argument("state", type=click.Choice(["available", "away"]))
+@click.option("--languages", default=None, help="Spoken languages, e.g. zh-Hant,yue,en.")
+@click.option("--device", default=None, help="Phone number, sip: or client: address to ring.")
+def operators_state(email: str, state: str, languages: str | None, device: str | None) -> None:
+    """Set an operator's presence (as the console header does)."""
+    from intake import desk
+    from intake.db import session_scope
+    from intake.models import Operator
+
+    settings = settings_or_exit()
+    with session_scope(settings.database_url) as session:
+        operator = session.scalar(select(Operator).where(Operator.email == email.lower()))
+        if operator is None:
+            raise click.ClickException(f"no operator {email}")
+        langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
+        row = desk.set_state(session, operator, state, languages=langs, device=device)
+        desk.distribute(session, settings.config)
+        click.echo(f"{operator.email}: {row.state}")
+
+
+@operators.command("list")
+@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text")
+def operators_list(fmt: str) -> None:
+    """Every desk operator's state, languages and device."""
+    from intake import desk
+    from intake.db import session_scope
+
+    settings = settings_or_exit()
+    with session_scope(settings.database_url) as session:
+        rows = desk.operators_list(session)
+    emit(rows, fmt)
 
 
 if __name__ == "__main__":

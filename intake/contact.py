@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-CHANNELS = ("voice", "email", "sms", "web", "open311", "api")
+from intake.constants import CHANNELS
+
 SENDER_KINDS = ("human", "auto_reply", "bounce", "list", "own", "noreply")
 
 
@@ -31,7 +32,9 @@ class InboundContact:
     (a signed token, or a reference it issued itself, such as the call's own ticket).
     `sender_kind` is what the channel recognised: human, auto_reply, bounce, list, own, noreply;
     only humans are acknowledged. `attach_to_open_ticket` appends to the resident's latest open
-    ticket instead of opening another one.
+    ticket instead of opening another one. `resident_id` is a resident the channel identified
+    itself (an operator chose them in the console); otherwise the sender's phone or address finds
+    them.
     `sender_authenticated` is the channel's verdict on the sender's identity: True (verified, e.g.
     DMARC passed at a trusted mail server), False (verification failed: the sender may be forged,
     so it is never treated as a participant — no append, no reopen) or None (not checked).
@@ -59,6 +62,7 @@ class InboundContact:
     attach_to_open_ticket: bool = False
     sender_authenticated: bool | None = None
     raw_ref: str | None = None
+    resident_id: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -10,7 +10,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
 _engines: dict[tuple[str, int], Engine] = {}
@@ -147,6 +147,19 @@ def serialize_transactions(session: Session, name: str) -> None:
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+def insert_unless_present(session: Session, model: type[Any]) -> Any:
+    """An INSERT of `model` that does nothing where a unique column already holds the value
+    (PostgreSQL and SQLite `ON CONFLICT DO NOTHING`): one round trip for "add it unless another
+    request just did", where a savepoint around a plain insert takes three."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(model).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model).on_conflict_do_nothing()
+
+
 def dispose_engines() -> None:
     for engine in _engines.values():
         engine.dispose()
@@ -169,3 +182,10 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched (`Session.execute` is typed as returning a plain
+    `Result`; for these statements it is a `CursorResult`)."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount

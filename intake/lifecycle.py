@@ -11,8 +11,6 @@ the department's notification, closing after a quiet period) are defined once.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
@@ -25,14 +23,10 @@ from sqlalchemy.orm import Session
 from intake.callbacks import OPEN_CALLBACK_STATUSES, schedule_callback
 from intake.clock import utcnow
 from intake.config import HotlineConfig
+from intake.constants import OPEN_STATUSES, STATUSES
 from intake.models import Callback, Event, Outbox, Ticket
-from intake.tickets import (
-    OPEN_STATUSES,
-    STATUSES,
-    enqueue_after_commit,
-    job_row,
-    record_event,
-)
+from intake.signed_links import link_mac
+from intake.tickets import enqueue_after_commit, job_row, record_event
 
 # Which status may follow which. Reaching `new` again is only a reopening without a department.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -65,10 +59,6 @@ class Resolution:
     follow_up: Callback | None = None
     cancelled: list[Callback] = field(default_factory=list)
     kept: list[Callback] = field(default_factory=list)
-
-
-def _setting(config: HotlineConfig, name: str, default: float) -> float:
-    return float(config.callbacks.get(name, default))
 
 
 def check(ticket: Ticket, status: str) -> None:
@@ -244,7 +234,7 @@ def resolve(
         )
         result.cancelled.append(callback)
     if ticket.contact_phone or ticket.contact_email:
-        delay = timedelta(hours=_setting(config, "follow_up_delay_hours", 24))
+        delay = timedelta(hours=config.callbacks.follow_up_delay_hours)
         result.follow_up = schedule_callback(
             session,
             ticket,
@@ -256,7 +246,7 @@ def resolve(
             not_before=now + delay,
             actor=actor,
         )
-    quiet_days = timedelta(days=_setting(config, "close_after_days", 7))
+    quiet_days = timedelta(days=config.callbacks.close_after_days)
     follow_up_due = result.follow_up.due_at if result.follow_up else now
     _owe_closing(session, ticket, follow_up_due + quiet_days, cause="resolved", now=now)
     return result
@@ -408,7 +398,7 @@ def survey_answered(session: Session, callback: Callback) -> bool:
 
 
 def survey_wanted(config: HotlineConfig) -> bool:
-    return bool(config.callbacks.get("survey", True))
+    return config.callbacks.survey
 
 
 def answer_follow_up(
@@ -459,7 +449,7 @@ def answer_follow_up(
         callback_id=callback.id,
     )
     if ticket.status == "resolved":
-        quiet = timedelta(days=_setting(config, "close_after_days", 7))
+        quiet = timedelta(days=config.callbacks.close_after_days)
         _owe_closing(session, ticket, now + quiet, cause="fixed", now=now)
     return "fixed"
 
@@ -471,10 +461,14 @@ def answer_survey(
     *,
     actor: str,
     now: datetime | None = None,
+    on_the_call: bool = False,
 ) -> bool:
-    """A satisfaction score 1–5 for this follow-up, once; False when it was already given."""
+    """A satisfaction score 1–5 for this follow-up, once; False when it was already given.
+    `on_the_call`: keyed or said on the survey call itself, which ends that callback (reached)."""
     if not 1 <= score <= 5:
         raise ValueError(f"a score is 1 to 5, not {score}")
+    if on_the_call and callback.status != "done":
+        callback.status, callback.outcome = "done", callback.outcome or "reached"
     if survey_answered(session, callback):
         return False
     ticket = callback.ticket
@@ -516,19 +510,14 @@ def survey_score(words: str) -> int | None:
 
 def link_expired(callback: Callback, config: HotlineConfig, now: datetime | None = None) -> bool:
     """Email answer links work for `callbacks.follow_up_link_days` (14) after the questions went."""
-    days = timedelta(days=_setting(config, "follow_up_link_days", 14))
+    days = timedelta(days=config.callbacks.follow_up_link_days)
     return (now or utcnow()) > callback.due_at + days
-
-
-def _mac(secret: str, payload: str) -> str:
-    digest = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()[:12]
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def follow_up_token(secret: str, callback_id: int, answer: str) -> str:
     """A link token that can only say `answer` about `callback_id` (no login needed, cannot be forged)."""
     payload = f"{callback_id}.{answer}"
-    return f"{payload}.{_mac(secret, payload)}"
+    return f"{payload}.{link_mac(secret, payload)}"
 
 
 def read_follow_up_token(secret: str, token: str) -> tuple[int, str] | None:
@@ -536,7 +525,7 @@ def read_follow_up_token(secret: str, token: str) -> tuple[int, str] | None:
     if len(parts) != 3 or not parts[0].isdigit() or parts[1] not in LINK_ANSWERS:
         return None
     payload = f"{parts[0]}.{parts[1]}"
-    if not hmac.compare_digest(_mac(secret, payload), parts[2]):
+    if not hmac.compare_digest(link_mac(secret, payload), parts[2]):
         return None
     return int(parts[0]), parts[1]
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -18,11 +19,14 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, mapped_column, relationship
+from sqlalchemy.orm import Session as OrmSession
 
 from intake.clock import utcnow
+from intake.constants import OPEN_STATUSES, SPOKEN_LANGUAGES
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -102,6 +106,8 @@ class Resident(Base):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
     preferred_contact_time: Mapped[str | None] = mapped_column(String(20))
     notes: Mapped[str | None] = mapped_column(Text)
+    # Declines notices that are not urgent (planned works); incidents still reach them.
+    notices_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     unit: Mapped[Unit | None] = relationship()
     contact_points: Mapped[list[ContactPoint]] = relationship(back_populates="resident")
@@ -142,7 +148,11 @@ class Operator(Base):
 
 class Ticket(Base):
     __tablename__ = "ticket"
-    __table_args__ = (Index("ix_ticket_queue", "status", "priority", "created_at"),)
+    __table_args__ = (
+        Index("ix_ticket_queue", "status", "priority", "created_at"),
+        Index("ix_ticket_unit_category_created", "unit_id", "category", "created_at"),
+        Index("ix_ticket_category_created", "category", "created_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     ref: Mapped[str | None] = mapped_column(String(20), unique=True)
     channel: Mapped[str] = mapped_column(String(20))
@@ -158,6 +168,7 @@ class Ticket(Base):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
     linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incident.id"), index=True)
     contact_phone: Mapped[str | None] = mapped_column(String(20), index=True)
     contact_email: Mapped[str | None] = mapped_column(String(254), index=True)
     language: Mapped[str] = mapped_column(String(10))
@@ -169,6 +180,8 @@ class Ticket(Base):
     first_responded_at: Mapped[datetime | None] = mapped_column()
     resolved_at: Mapped[datetime | None] = mapped_column()
     closed_at: Mapped[datetime | None] = mapped_column()
+    # When the SLA sweep next needs to look (NULL: at its next run); see intake.sla.
+    sla_next_at: Mapped[datetime | None] = mapped_column(index=True)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
     resolution_note: Mapped[str | None] = mapped_column(Text)  # internal: staff only
     public_note: Mapped[str | None] = mapped_column(Text)  # the answer Open311 publishes
@@ -179,6 +192,7 @@ class Ticket(Base):
     assignee: Mapped[Operator | None] = relationship()
     resident: Mapped[Resident | None] = relationship()
     unit: Mapped[Unit | None] = relationship()
+    incident: Mapped[Incident | None] = relationship()
     interactions: Mapped[list[Interaction]] = relationship(
         back_populates="ticket", order_by="Interaction.id"
     )
@@ -195,7 +209,10 @@ class Interaction(Base):
     """
 
     __tablename__ = "interaction"
-    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        Index("ix_interaction_kind_created", "kind", "created_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
@@ -318,6 +335,8 @@ class Callback(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     ticket: Mapped[Ticket] = relationship(back_populates="callbacks")
+    # The operator who took it on (an operator's callback, or one handed to a person).
+    claimer: Mapped[Operator | None] = relationship(foreign_keys=[claimed_by])
     attempt_log: Mapped[list[CallbackAttempt]] = relationship(
         back_populates="callback", order_by="CallbackAttempt.attempt_no"
     )
@@ -499,16 +518,14 @@ class LoginAttempt(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-OPEN_TICKET_STATUSES = ("new", "routed", "in_progress", "waiting_resident")
-
 # The queue's default order (priority, then resolution due, then id) over open tickets only.
 Index(
     "ix_ticket_open_urgency",
     Ticket.priority,
     Ticket.resolution_due_at,
     Ticket.id,
-    postgresql_where=Ticket.status.in_(OPEN_TICKET_STATUSES),
-    sqlite_where=Ticket.status.in_(OPEN_TICKET_STATUSES),
+    postgresql_where=Ticket.status.in_(OPEN_STATUSES),
+    sqlite_where=Ticket.status.in_(OPEN_STATUSES),
 )
 Index(
     "ix_ticket_department_urgency",
@@ -516,8 +533,8 @@ Index(
     Ticket.priority,
     Ticket.resolution_due_at,
     Ticket.id,
-    postgresql_where=Ticket.status.in_(OPEN_TICKET_STATUSES),
-    sqlite_where=Ticket.status.in_(OPEN_TICKET_STATUSES),
+    postgresql_where=Ticket.status.in_(OPEN_STATUSES),
+    sqlite_where=Ticket.status.in_(OPEN_STATUSES),
 )
 
 
@@ -538,3 +555,325 @@ class ApiClient(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     department: Mapped[Department | None] = relationship()
+
+
+INCIDENT_KINDS = ("incident", "planned")
+INCIDENT_STATUSES = ("active", "resolved")
+# An incident is worded per script, and in Cantonese for the phone announcement.
+INCIDENT_TEXT_LANGUAGES = SPOKEN_LANGUAGES
+
+
+class Incident(Base):
+    """One building-wide problem or planned work: many contacts, one answer (intake/incidents.py)."""
+
+    __tablename__ = "incident"
+    __table_args__ = (Index("ix_incident_status", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="incident")
+    category: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    # Per language (zh-Hant, zh-Hans, en, yue): what residents read and callers hear.
+    texts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    keywords: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Unit labels the incident is limited to (empty: the whole buildings).
+    units: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    starts_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expected_end_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    notify: Mapped[bool] = mapped_column(Boolean, default=False)
+    updates: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(200), default="system")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    buildings: Mapped[list[Building]] = relationship(secondary="incident_building")
+
+
+class IncidentBuilding(Base):
+    __tablename__ = "incident_building"
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), primary_key=True)
+    building_id: Mapped[int] = mapped_column(
+        ForeignKey("building.id"), primary_key=True, index=True
+    )
+
+
+class IncidentContact(Base):
+    """A call or an email about an incident: it was absorbed (no ticket) or linked (a ticket).
+    (channel, external_id) is the CallSid or the Message-ID: a retried webhook adds nothing."""
+
+    __tablename__ = "incident_contact"
+    __table_args__ = (UniqueConstraint("incident_id", "channel", "external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(300))
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(254))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IncidentNotice(Base):
+    """One notice of one step (declared, update:N, resolved) to one address: at most one, however
+    often the sending job runs (the unique constraint decides)."""
+
+    __tablename__ = "incident_notice"
+    __table_args__ = (UniqueConstraint("incident_id", "step", "channel", "to"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), index=True)
+    step: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(10))
+    to: Mapped[str] = mapped_column(String(254))
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"))
+    language: Mapped[str] = mapped_column(String(10))
+    outgoing_message_id: Mapped[int | None] = mapped_column(ForeignKey("outgoing_message.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- the operators' desk (live calls to a person) --------------------------------------------
+
+PRESENCE_STATES = ("available", "on_call", "wrap_up", "away")
+LIVE_OFFER = "status IN ('ringing', 'accepted')"
+
+
+class OperatorPresence(Base):
+    """An operator at the desk: state, spoken languages (voice keys), the device an offer rings."""
+
+    __tablename__ = "operator_presence"
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operator.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), default="away")
+    languages: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    device: Mapped[str | None] = mapped_column(String(120))
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    idle_since: Mapped[datetime | None] = mapped_column()
+    wrap_until: Mapped[datetime | None] = mapped_column()
+    missed_offers: Mapped[int] = mapped_column(Integer, default=0)
+    operator: Mapped[Operator] = relationship()
+
+
+class DeskCall(Base):
+    """A caller who asked for a person: waiting, connected, then ended, abandoned or sent on."""
+
+    __tablename__ = "desk_call"
+    __table_args__ = (Index("ix_desk_call_status_entered", "status", "entered_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("call.id"), unique=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    language: Mapped[str | None] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20), default="waiting")
+    entered_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    answered_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
+    transferred_to: Mapped[str | None] = mapped_column(String(80))
+    disposition: Mapped[str | None] = mapped_column(String(40))
+    talk_seconds: Mapped[int | None] = mapped_column(Integer)
+    wrap_seconds: Mapped[int | None] = mapped_column(Integer)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    call: Mapped[Call] = relationship()
+    operator: Mapped[Operator | None] = relationship()
+
+
+class DeskOffer(Base):
+    """One caller offered to one operator. At most one live offer per caller and per operator."""
+
+    __tablename__ = "desk_offer"
+    __table_args__ = (
+        Index(
+            "uq_desk_offer_live_call",
+            "desk_call_id",
+            unique=True,
+            postgresql_where=text(LIVE_OFFER),
+            sqlite_where=text(LIVE_OFFER),
+        ),
+        Index(
+            "uq_desk_offer_live_operator",
+            "operator_id",
+            unique=True,
+            postgresql_where=text(LIVE_OFFER),
+            sqlite_where=text(LIVE_OFFER),
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    desk_call_id: Mapped[int] = mapped_column(ForeignKey("desk_call.id"), index=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operator.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="ringing")
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    desk_call: Mapped[DeskCall] = relationship()
+    operator: Mapped[Operator] = relationship()
+
+
+class DeskTransfer(Base):
+    """A live desk call handed on by its operator: cold (the caller is moved at once) or warm (the
+    target is dialled into the call's conference and talks with the operator first)."""
+
+    __tablename__ = "desk_transfer"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    desk_call_id: Mapped[int] = mapped_column(ForeignKey("desk_call.id"), index=True)
+    from_operator_id: Mapped[int] = mapped_column(ForeignKey("operator.id"))
+    mode: Mapped[str] = mapped_column(String(10))  # warm | cold
+    target: Mapped[str] = mapped_column(String(254))  # a department code, or an operator's email
+    target_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operator.id"))
+    # dialling → consulting (warm: the target took it) → completed; or failed / canceled
+    status: Mapped[str] = mapped_column(String(20), default="dialling")
+    number_index: Mapped[int] = mapped_column(Integer, default=0)
+    target_call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    desk_call: Mapped[DeskCall] = relationship()
+    from_operator: Mapped[Operator] = relationship(foreign_keys=[from_operator_id])
+
+
+# The dashboard's clocks still running (intake/rollup.py reads these live).
+Index(
+    "ix_ticket_first_response_running",
+    Ticket.first_response_due_at,
+    Ticket.created_at,
+    postgresql_where=Ticket.first_responded_at.is_(None),
+    sqlite_where=Ticket.first_responded_at.is_(None),
+)
+Index(
+    "ix_ticket_resolution_running",
+    Ticket.resolution_due_at,
+    Ticket.created_at,
+    postgresql_where=Ticket.resolved_at.is_(None),
+    sqlite_where=Ticket.resolved_at.is_(None),
+)
+
+
+def _sla_clock_moved(target: Ticket, value: Any, oldvalue: Any, initiator: Any) -> None:
+    """A due time, an answer, a resolution or a status changed: the SLA sweep looks again."""
+    if value != oldvalue:
+        target.sla_next_at = None
+
+
+for _attribute in (
+    Ticket.status,
+    Ticket.first_response_due_at,
+    Ticket.resolution_due_at,
+    Ticket.first_responded_at,
+    Ticket.resolved_at,
+    Ticket.escalation_level,
+):
+    event.listen(_attribute, "set", _sla_clock_moved)
+
+
+class AuditEntry(Base):
+    """Who did what, when and from where (`intake.audit`): append-only, kept per retention."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(254))
+    actor_role: Mapped[str | None] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    target: Mapped[str | None] = mapped_column(String(300))
+    source: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AlertIncident(Base):
+    """Something admins were told is wrong (`worker.alerts`): opened once, closed once it recovers."""
+
+    __tablename__ = "alert_incident"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+
+Index(
+    "uq_alert_incident_open",
+    AlertIncident.key,
+    unique=True,
+    postgresql_where=AlertIncident.closed_at.is_(None),
+    sqlite_where=AlertIncident.closed_at.is_(None),
+)
+
+
+class ConfigSnapshot(Base):
+    """The configuration last seen by a starting process (`intake.config_audit`), to tell changes."""
+
+    __tablename__ = "config_snapshot"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    items: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AppendOnly(RuntimeError):
+    """An audit entry was about to be changed or deleted outside a retention purge."""
+
+
+@event.listens_for(AuditEntry, "before_update")
+def _no_update(*_: Any) -> None:
+    raise AppendOnly("audit entries cannot be changed")
+
+
+@event.listens_for(AuditEntry, "before_delete")
+def _no_delete(*_: Any) -> None:
+    raise AppendOnly("audit entries cannot be deleted")
+
+
+@event.listens_for(OrmSession, "do_orm_execute")
+def _no_bulk_change(state: ORMExecuteState) -> None:
+    if not (state.is_update or state.is_delete) or state.execution_options.get("audit_purge"):
+        return
+    mapper = state.bind_mapper
+    if mapper is not None and mapper.class_ is AuditEntry:
+        raise AppendOnly("audit entries cannot be changed or deleted")
+
+
+# --- the dashboard's daily roll-up (intake/rollup.py) ------------------------------------------
+
+
+class ReportDay(Base):
+    """One whole local day's tickets of one channel, category, department and building: counts,
+    SLA clocks and satisfaction, summed so any period adds them up (intake/rollup.py)."""
+
+    __tablename__ = "report_day"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(40))
+    department_id: Mapped[int | None] = mapped_column(Integer)
+    building_id: Mapped[int | None] = mapped_column(Integer)
+    tickets: Mapped[int] = mapped_column(Integer, default=0)
+    # Tickets linked to an incident (the hot spots count each incident once instead).
+    linked: Mapped[int] = mapped_column(Integer, default=0)
+    # First response and resolution clocks: answered in time, answered late, not answered yet.
+    first_response_met: Mapped[int] = mapped_column(Integer, default=0)
+    first_response_late: Mapped[int] = mapped_column(Integer, default=0)
+    first_response_open: Mapped[int] = mapped_column(Integer, default=0)
+    resolution_met: Mapped[int] = mapped_column(Integer, default=0)
+    resolution_late: Mapped[int] = mapped_column(Integer, default=0)
+    resolution_open: Mapped[int] = mapped_column(Integer, default=0)
+    satisfaction_sum: Mapped[int] = mapped_column(Integer, default=0)
+    satisfaction_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReportDayState(Base):
+    """A local day the roll-up holds, in which time zone, and its tickets' durations in minutes
+    (medians need every value)."""
+
+    __tablename__ = "report_day_state"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    first_response_minutes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    resolution_minutes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReportStale(Base):
+    """A ticket created on this UTC day (YYYY-MM-DD) was added or changed since the roll-up last
+    looked. Written by database triggers on `ticket` (migration 0017), so no writer can forget."""
+
+    __tablename__ = "report_stale"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    utc_day: Mapped[str] = mapped_column(String(10))

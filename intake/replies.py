@@ -39,7 +39,9 @@ def queue_reply(
         subject=subject[:500],
         body_text=body,
         in_reply_to=last_inbound.external_id if last_inbound else None,
-        references=" ".join([*references, last_inbound.external_id]) if last_inbound else None,
+        references=" ".join([*references, last_inbound.external_id or ""]).strip()
+        if last_inbound
+        else None,
         template=template,
         headers=headers,
         status="queued",

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from intake.config import LANGUAGES, HotlineConfig
+from intake.config import HotlineConfig
+from intake.constants import LANGUAGES
 from intake.models import Building, ContactPoint, Resident, Unit
 from intake.phones import normalize_email, normalize_phone
 
@@ -18,8 +19,13 @@ CSV_COLUMNS = ("name", "language", "building", "unit", "phone", "email")
 
 @dataclass(frozen=True)
 class RowError:
+    """One problem on one CSV line: `code` and `params` for a translated reason (the console's),
+    `message` in English (the CLI's)."""
+
     line: int
     message: str
+    code: str = ""
+    params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -75,26 +81,47 @@ def import_residents(
         email_raw = (row.get("email") or "").strip()
         phone = normalize_phone(phone_raw, config.phone_region) if phone_raw else None
         email = normalize_email(email_raw) if email_raw else None
-        problems = []
+        problems: list[tuple[str, str, dict[str, str]]] = []
         if not name:
-            problems.append("name is empty")
+            problems.append(("name_empty", "name is empty", {}))
         if language not in LANGUAGES:
-            problems.append(f"language {language!r} is not one of {', '.join(LANGUAGES)}")
+            allowed = ", ".join(LANGUAGES)
+            problems.append(
+                (
+                    "language_unknown",
+                    f"language {language!r} is not one of {allowed}",
+                    {"value": language, "allowed": allowed},
+                )
+            )
         if phone_raw and phone is None:
-            problems.append(f"phone {phone_raw!r} is not a valid number")
+            problems.append(
+                (
+                    "phone_invalid",
+                    f"phone {phone_raw!r} is not a valid number",
+                    {"value": phone_raw},
+                )
+            )
         if email_raw and email is None:
-            problems.append(f"email {email_raw!r} is not an address")
+            problems.append(
+                ("email_invalid", f"email {email_raw!r} is not an address", {"value": email_raw})
+            )
         if not phone and not email:
-            problems.append("needs a phone or an email")
+            problems.append(("contact_missing", "needs a phone or an email", {}))
         if bool((row.get("building") or "").strip()) != bool((row.get("unit") or "").strip()):
-            problems.append("building and unit go together")
+            problems.append(("building_unit_pair", "building and unit go together", {}))
         for value in (phone, email):
             if value and value in seen:
-                problems.append(f"{value} is also on line {seen[value]}")
+                problems.append(
+                    (
+                        "duplicate",
+                        f"{value} is also on line {seen[value]}",
+                        {"value": value, "line": str(seen[value])},
+                    )
+                )
             elif value:
                 seen[value] = index
-        for p in problems:
-            report.errors.append(RowError(index, p))
+        for code, message, params in problems:
+            report.errors.append(RowError(index, message, code, tuple(params.items())))
         building = (row.get("building") or "").strip()
         unit = (row.get("unit") or "").strip()
         parsed.append(_Row(index, name, language, building, unit, phone, email))
@@ -105,7 +132,12 @@ def import_residents(
         by_email = owners.get(("email", r.email))
         if by_phone is not None and by_email is not None and by_phone != by_email:
             report.errors.append(
-                RowError(r.line, f"email {r.email} already belongs to another resident")
+                RowError(
+                    r.line,
+                    f"email {r.email} already belongs to another resident",
+                    "email_taken",
+                    (("value", r.email or ""),),
+                )
             )
     if report.errors or dry_run:
         return report

@@ -35,6 +35,8 @@ class RoutingDecision:
     sla_profile: str | None
     notify: tuple[str, ...]
     reasons: tuple[str, ...] = field(default=())
+    matched: tuple[tuple[str, str], ...] = field(default=())
+    """What matched, as (condition, value) pairs a reader can put in words in any language."""
 
     def explain(self) -> str:
         return (
@@ -44,52 +46,74 @@ class RoutingDecision:
         )
 
 
-def _check(rule: RoutingRule, facts: TicketFacts, config: HotlineConfig) -> list[str] | None:
-    reasons: list[str] = []
-    when: dict[str, Any] = rule.when
-    if "category" in when:
-        if facts.category not in when["category"]:
+ENGLISH = {
+    "category": "category is {}",
+    "priority": "priority is {}",
+    "channel": "channel is {}",
+    "building": "building is {}",
+    "keywords": "text mentions {}",
+    "hours": "received {}",
+}
+HOURS_ENGLISH = {"business": "in business hours", "after_hours": "after hours"}
+
+
+def _check(
+    rule: RoutingRule, facts: TicketFacts, config: HotlineConfig
+) -> list[tuple[str, str]] | None:
+    """What of the rule's `when` matched, as (condition, value) pairs; None when it does not."""
+    matched: list[tuple[str, str]] = []
+    when = rule.when
+    if when.category is not None:
+        if facts.category not in when.category:
             return None
-        reasons.append(f"category is {facts.category}")
-    if "priority" in when:
-        if facts.priority not in when["priority"]:
+        matched.append(("category", facts.category))
+    if when.priority is not None:
+        if facts.priority not in when.priority:
             return None
-        reasons.append(f"priority is {facts.priority}")
-    if "channel" in when:
-        if facts.channel not in when["channel"]:
+        matched.append(("priority", facts.priority))
+    if when.channel is not None:
+        if facts.channel not in when.channel:
             return None
-        reasons.append(f"channel is {facts.channel}")
-    if "building" in when:
-        if facts.building not in when["building"]:
+        matched.append(("channel", facts.channel))
+    if when.building is not None:
+        if facts.building not in when.building:
             return None
-        reasons.append(f"building is {facts.building}")
-    if "keywords" in when:
-        hits, _ = find_keywords(facts.text, {"rule": tuple(when["keywords"])}, config)
+        matched.append(("building", str(facts.building)))
+    if when.keywords is not None:
+        hits, _ = find_keywords(facts.text, {"rule": when.keywords}, config)
         if not hits:
             return None
-        reasons.append("text mentions " + ", ".join(dict.fromkeys(h.keyword for h in hits)))
-    if "hours" in when:
+        matched.append(("keywords", ", ".join(dict.fromkeys(h.keyword for h in hits))))
+    if when.hours is not None:
         open_now = is_open(facts.created_at, config)
-        if (when["hours"] == "business") != open_now:
+        if (when.hours == "business") != open_now:
             return None
-        reasons.append("received in business hours" if open_now else "received after hours")
-    return reasons
+        matched.append(("hours", "business" if open_now else "after_hours"))
+    return matched
+
+
+def _english(matched: list[tuple[str, str]]) -> tuple[str, ...]:
+    return tuple(
+        ENGLISH[kind].format(HOURS_ENGLISH.get(value, value) if kind == "hours" else value)
+        for kind, value in matched
+    )
 
 
 def decide(facts: TicketFacts, config: HotlineConfig) -> RoutingDecision:
     for rule in config.routing_rules:
-        reasons = _check(rule, facts, config)
-        if reasons is None:
+        matched = _check(rule, facts, config)
+        if matched is None:
             continue
         then = rule.then
-        priority = min(facts.priority, then.get("priority", facts.priority))
+        priority = min(facts.priority, then.priority or facts.priority)
         return RoutingDecision(
             rule=rule.name,
-            department=then["department"],
+            department=then.department,
             priority=priority,
-            sla_profile=then.get("sla_profile"),
-            notify=tuple(then.get("notify") or ()),
-            reasons=tuple(reasons),
+            sla_profile=then.sla_profile,
+            notify=then.notify,
+            reasons=_english(matched),
+            matched=tuple(matched),
         )
     return RoutingDecision(
         "default", "customer_service", facts.priority, None, (), ("no rule matched",)
@@ -114,7 +138,7 @@ def sla_due_times(
     )
 
 
-def ticket_facts_query() -> Select[Any]:
+def ticket_facts_query() -> Select[*tuple[Any, ...]]:
     """What routing reads of a ticket, in one statement (the job runs once per ticket)."""
     return (
         select(
@@ -135,7 +159,7 @@ def ticket_facts_query() -> Select[Any]:
     )
 
 
-def ticket_facts(row: Row[Any]) -> TicketFacts:
+def ticket_facts(row: Row[*tuple[Any, ...]]) -> TicketFacts:
     return TicketFacts(
         category=row.category,
         priority=row.priority,

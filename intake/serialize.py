@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +18,12 @@ def iso(moment: datetime | None, config: HotlineConfig | None = None) -> str | N
     return moment.astimezone(config.timezone if config else None).isoformat()
 
 
+@overload
+def resident_json(resident: Resident) -> dict[str, Any]: ...
+@overload
+def resident_json(resident: None) -> None: ...
+@overload
+def resident_json(resident: Resident | None) -> dict[str, Any] | None: ...
 def resident_json(resident: Resident | None) -> dict[str, Any] | None:
     if resident is None:
         return None
@@ -139,6 +145,7 @@ def callback_json(cb: Callback, config: HotlineConfig) -> dict[str, Any]:
         "status": cb.status,
         "attempts": cb.attempts,
         "outcome": cb.outcome,
+        "claimed_by": cb.claimer.email if cb.claimer is not None else None,
     }
 
 

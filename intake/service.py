@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, insert, literal, select, union_all, update
+from sqlalchemy import CompoundSelect, Row, bindparam, insert, literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.classify import Classification, classify
 from intake.config import HotlineConfig
+from intake.constants import HAND_ENTERED_CHANNELS, OPEN_STATUSES
 from intake.contact import InboundContact
+from intake.incidents import link_at_intake
 from intake.lifecycle import resident_wrote
 from intake.models import (
     Attachment,
@@ -30,15 +32,8 @@ from intake.models import (
     utcnow,
 )
 from intake.phones import normalize_email, normalize_phone
-from intake.tickets import (
-    INSERT_EVENTS,
-    INSERT_JOBS,
-    OPEN_STATUSES,
-    event_row,
-    format_ref,
-    job_row,
-    record_event,
-)
+from intake.privacy import redact_contact
+from intake.tickets import INSERT_EVENTS, INSERT_JOBS, event_row, format_ref, job_row, record_event
 
 SUBJECT_LENGTH = 80
 URGENT_QUEUE = "urgent"
@@ -80,7 +75,7 @@ _EXISTING = (
 # One round trip for what receive() needs first: the contact already filed (`found` "existing":
 # interaction id, ticket id, ref), else the resident owning its phone number or its address
 # (`found` "phone"/"email": resident id, unit id, language).
-_EXISTING_OR_RESIDENT = union_all(
+_EXISTING_OR_RESIDENT: CompoundSelect[*tuple[Any, ...]] = union_all(
     _EXISTING,
     *(
         select(literal(kind), Resident.id, Resident.unit_id, Resident.language)
@@ -95,7 +90,7 @@ _INSERT_INTERACTION = insert(Interaction).returning(Interaction.id)
 _INSERT_ATTACHMENTS = insert(Attachment)
 
 
-def _duplicate(row: Row[Any]) -> Receipt:
+def _duplicate(row: Row[*tuple[Any, ...]]) -> Receipt:
     return Receipt(
         ticket_id=row.other_id,
         ticket_ref=row.text,
@@ -125,6 +120,10 @@ def _existing_or_resident(
     rows = {row.found: row for row in session.connection().execute(_EXISTING_OR_RESIDENT, params)}
     if "existing" in rows:
         return _duplicate(rows["existing"]), None
+    if contact.resident_id is not None:
+        chosen = session.get(Resident, contact.resident_id)
+        if chosen is not None:
+            return None, _Resident(chosen.id, chosen.unit_id, chosen.language)
     match = rows.get("phone") or rows.get("email")
     return None, (_Resident(match.id, match.other_id, match.text) if match else None)
 
@@ -375,7 +374,7 @@ def _receive_once(
                 and candidate.resident_id == resident.id
             )
         )
-        reopen_days = int(config.mail.get("reopen_closed_within_days", 30))
+        reopen_days = config.mail.reopen_closed_within_days
         closed_long_ago = candidate.status == "closed" and (
             candidate.closed_at is None or now - candidate.closed_at > timedelta(days=reopen_days)
         )
@@ -440,12 +439,32 @@ def _receive_once(
         reopened = _answered(session, contact, ticket, interaction_id, now)
     else:
         events, jobs = _new_ticket_rows(contact, new, linked, now)
-        if (
-            contact.sender_kind == "human"
-            and contact.channel == "voice"
-            and (contact.kind == "voicemail" or (contact.kind == "call" and contact.text.strip()))
+        if jobs and resident is not None and contact.sender_kind == "human":
+            incident = link_at_intake(
+                session,
+                ticket_id=ticket_id,
+                unit_id=resident.unit_id,
+                text="\n".join(p for p in (contact.subject, contact.text) if p),
+                category=new.result.category,
+                channel=contact.channel,
+                external_id=contact.external_id,
+                resident_id=resident.id,
+                phone=phone,
+                email=email,
+                now=now,
+            )
+            if incident is not None:  # its department already works on it: not routed again
+                jobs = [job for job in jobs if job["job"] != "route_ticket"]
+        if contact.sender_kind == "human" and (
+            contact.channel in HAND_ENTERED_CHANNELS
+            or (
+                contact.channel == "voice"
+                and (
+                    contact.kind == "voicemail" or (contact.kind == "call" and contact.text.strip())
+                )
+            )
         ):
-            jobs.append(  # the caller heard the reference; the SMS keeps it (`received`)
+            jobs.append(  # the resident heard the reference; the message keeps it (`received`)
                 job_row(
                     "send_scripted_reply",
                     dedupe_key=f"reply:received:{ticket_id}:",
@@ -493,6 +512,7 @@ def receive(
     `also(session, receipt)` runs in the same transaction, duplicate or not: a transport's own
     bookkeeping is then committed with the ticket, in one commit instead of two.
     """
+    contact = redact_contact(contact)  # card and ID numbers never stored (intake.privacy)
     for attempt in range(attempts):
         session = sessions()
         try:

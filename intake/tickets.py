@@ -5,15 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from intake.config import HotlineConfig
+from intake.db import rowcount
 from intake.models import Department, Event, Outbox, Ticket, utcnow
-
-STATUSES = ("new", "routed", "in_progress", "waiting_resident", "resolved", "closed")
-OPEN_STATUSES = ("new", "routed", "in_progress", "waiting_resident")
 
 
 def format_ref(prefix: str, ticket_id: int) -> str:
@@ -194,3 +192,18 @@ def change_department(
     )
     ticket.department = department
     return True
+
+
+def retry_failed(sessions: sessionmaker[Session], row_id: int) -> bool:
+    """An operator's retry of a job that failed for good: pending again, its attempts reset (the
+    relay queues it); False when the row is not failed."""
+    with sessions() as session:
+        changed = rowcount(
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id == row_id, Outbox.status == "failed")
+                .values(status="pending", attempts=0, available_at=utcnow())
+            )
+        )
+        session.commit()
+    return bool(changed)

@@ -17,18 +17,17 @@ from pathlib import Path
 
 from intake.contact import InboundAttachment
 
-MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
-MAX_TOTAL_BYTES = 50 * 1024 * 1024
-MAX_ATTACHMENTS = 50
 MAX_FILENAME_CHARS = 120
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*\u202a-\u202e\u2066-\u2069]')
 
 
 @dataclass(frozen=True)
 class Limits:
-    per_file: int = MAX_ATTACHMENT_BYTES
-    total: int = MAX_TOTAL_BYTES
-    count: int = MAX_ATTACHMENTS
+    """Per file, in total and how many (`mail.max_attachment_bytes` and its neighbours)."""
+
+    per_file: int
+    total: int
+    count: int
 
 
 def safe_filename(name: str | None, content_type: str, index: int) -> str:

@@ -1,4 +1,4 @@
-"""Sender authentication read from a trusted `Authentication-Results` header (RFC 8601).
+"""Sender authentication: our own SPF/DKIM/DMARC checks, or a trusted `Authentication-Results`.
 
 When a mail server sits in front of Hotline (Postfix with OpenDKIM/OpenDMARC, Rspamd, a hosted
 mailbox…) it checks SPF, DKIM and DMARC and writes the results in an `Authentication-Results`
@@ -10,19 +10,30 @@ The verdict: DMARC `pass` → verified; DMARC `fail` → failed; otherwise an SP
 `smtp.mailfrom`, or a DKIM `pass` for `header.d`, aligned with the From domain (the same domain
 or one a subdomain of the other) → verified; a trusted header without such a pass → failed (a
 server that only saw temporary errors: unknown). No trusted header, or no setting: unknown.
+
+When the SMTP listener faces the internet itself (`mail.verify_senders: true`), it checks SPF
+(the connecting address, MAIL FROM and HELO), DKIM and DMARC with `authheaders` (dkimpy, pyspf)
+and adds the result as the topmost `Authentication-Results` under `mail.authserv_id`; that id is
+then trusted for mail that came through the listener (`source == "smtp"`) and for nothing else,
+so a header a sender wrote under our id into mail fetched by IMAP is not believed.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from intake.config import MailSection
 
 _COMMENT = re.compile(r"\([^()]*\)")
 _RESULT = re.compile(r"^\s*([A-Za-z][\w-]*)\s*(?:/\s*\d+\s*)?=\s*([A-Za-z]+)")
 _PROPERTY = re.compile(r"([A-Za-z][\w-]*)\.([A-Za-z][\w.-]*)\s*=\s*(\"[^\"]*\"|[^\s;]+)")
 TEMPORARY = frozenset(["temperror", "permerror"])
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,10 +54,46 @@ class AuthVerdict:
         }
 
 
-def trusted_ids(setting: Any) -> frozenset[str]:
-    """`mail.trusted_authserv_id`: one id or a list of ids, compared case-insensitively."""
-    values: Iterable[Any] = [setting] if isinstance(setting, str) else (setting or [])
-    return frozenset(str(v).strip().lower() for v in values if str(v).strip())
+def trusted_for(mail: MailSection, source: str) -> frozenset[str]:
+    """The authserv-ids believed for mail that arrived by `source` ("smtp", "imap", …)."""
+    trusted = frozenset(mail.trusted_authserv_id)
+    own = mail.own_authserv_id
+    return trusted | {own} if own and source == "smtp" else trusted
+
+
+def check_sender(
+    raw: bytes,
+    *,
+    authserv_id: str,
+    peer_ip: str,
+    mail_from: str,
+    helo: str,
+    dnsfunc: Callable[..., Any] | None = None,
+) -> str:
+    """Our own SPF, DKIM and DMARC checks of a message as it arrives, as the value of the
+    `Authentication-Results` header a mail server in front would have written. DNS failures
+    come out as temperror (an unknown verdict), never as an exception."""
+    import authheaders
+    import spf  # noqa: F401 - authheaders checks SPF only once pyspf is imported
+
+    try:
+        header = authheaders.authenticate_message(
+            raw,
+            authserv_id,
+            spf=True,
+            dkim=True,
+            dmarc=True,
+            ip=peer_ip,
+            mail_from=mail_from,
+            helo=helo,
+            dnsfunc=dnsfunc,
+        )
+    except Exception as exc:  # a library error must not refuse the resident's mail
+        log.warning("sender check failed (%s: %s); the verdict is unknown", type(exc).__name__, exc)
+        return f"{authserv_id}; none"
+    name, colon, value = str(header).partition(":")
+    value = value if colon and name.strip().lower() == "authentication-results" else str(header)
+    return " ".join(value.split())
 
 
 def _strip_comments(value: str) -> str:

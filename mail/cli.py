@@ -19,9 +19,11 @@ def _settings() -> Any:
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """The one set-up (`intake.logging_setup`), already installed by `hotline` itself."""
+    from intake.logging_setup import configure
+
+    if not any(h.get_name() == "hotline" for h in logging.getLogger().handlers):
+        configure()
 
 
 def _stop_on_signals() -> threading.Event:
@@ -139,6 +141,7 @@ def quarantine_cmd(fmt: str) -> None:
     from intake.cli import emit
     from intake.db import session_scope
     from intake.models import RawMessage
+    from intake.serialize import iso
 
     settings = _settings()
     with session_scope(settings.database_url) as session:
@@ -149,7 +152,7 @@ def quarantine_cmd(fmt: str) -> None:
                 "mailbox": r.mailbox,
                 "message_id": r.message_id,
                 "size": r.size,
-                "received_at": r.received_at.isoformat(),
+                "received_at": iso(r.received_at, settings.config),
                 "reason": r.reason,
             }
             for r in session.scalars(
@@ -162,26 +165,54 @@ def quarantine_cmd(fmt: str) -> None:
 @mail_group.command("health")
 @click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text")
 def health_cmd(fmt: str) -> None:
-    """What each mail channel last did (pollers, acknowledgement breaker)."""
+    """What each mail channel last did (IMAP pollers, SMTP intake, acknowledgement breaker).
+
+    Times are the centre's local time with their offset, like every other command.
+    """
+    from sqlalchemy import func
+
     from intake.cli import emit
     from intake.db import session_scope
-    from intake.models import ChannelHealth
+    from intake.models import ChannelHealth, RawMessage
+    from intake.serialize import iso
 
     settings = _settings()
+    config = settings.config
     with session_scope(settings.database_url) as session:
         rows = [
             {
                 "name": h.name,
                 "status": h.status,
-                "last_ok_at": h.last_ok_at.isoformat() if h.last_ok_at else None,
-                "last_error_at": h.last_error_at.isoformat() if h.last_error_at else None,
+                "last_ok_at": iso(h.last_ok_at, config),
+                "last_error_at": iso(h.last_error_at, config),
                 "last_error": h.last_error,
                 "consecutive_failures": h.consecutive_failures,
                 "detail": h.detail,
             }
             for h in session.scalars(select(ChannelHealth).order_by(ChannelHealth.name))
         ]
-    emit(rows, fmt)
+        if not any(str(r["name"]).startswith("smtp") for r in rows):
+            count, last = session.execute(
+                select(func.count(), func.max(RawMessage.received_at)).where(
+                    RawMessage.source == "smtp"
+                )
+            ).one()
+            rows.append(
+                {
+                    "name": "smtp intake",
+                    "status": "ok" if count else "nothing received yet",
+                    "last_ok_at": iso(last, config),
+                    "last_error_at": None,
+                    "last_error": None,
+                    "consecutive_failures": 0,
+                    "detail": {"messages_received": count},
+                }
+            )
+    emit(
+        rows,
+        fmt,
+        ["name", "status", "last_ok_at", "last_error_at", "consecutive_failures", "last_error"],
+    )
 
 
 def commands() -> list[click.Command]:

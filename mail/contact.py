@@ -16,14 +16,8 @@ import hanzidentifier
 from intake.config import Settings
 from intake.contact import InboundAttachment, InboundContact
 from intake.phones import normalize_email, plausible_name
-from mail.attachments import (
-    MAX_ATTACHMENT_BYTES,
-    MAX_ATTACHMENTS,
-    MAX_TOTAL_BYTES,
-    Limits,
-    store_attachments,
-)
-from mail.auth import trusted_ids
+from mail.attachments import Limits, store_attachments
+from mail.auth import trusted_for
 from mail.auth import verdict as auth_verdict
 from mail.charsets import CJK
 from mail.loops import Verdict, classify
@@ -115,11 +109,11 @@ def language_hint(parsed: ParsedMessage) -> str | None:
 
 
 def _limits(settings: Settings) -> Limits:
-    mail_config: dict[str, Any] = dict(settings.config.mail or {})
+    mail = settings.config.mail
     return Limits(
-        per_file=int(mail_config.get("max_attachment_bytes", MAX_ATTACHMENT_BYTES)),
-        total=int(mail_config.get("max_total_attachment_bytes", MAX_TOTAL_BYTES)),
-        count=int(mail_config.get("max_attachments", MAX_ATTACHMENTS)),
+        per_file=mail.max_attachment_bytes,
+        total=mail.max_total_attachment_bytes,
+        count=mail.max_attachments,
     )
 
 
@@ -194,7 +188,7 @@ def _build(
     auth = auth_verdict(
         raw_headers(parsed.msg, "Authentication-Results"),
         parsed.from_email,
-        trusted_ids((settings.config.mail or {}).get("trusted_authserv_id")),
+        trusted_for(settings.config.mail, source),
     )
     if auth.authserv_id is not None:
         meta["authentication"] = auth.as_meta()

@@ -28,7 +28,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -65,7 +65,6 @@ BACKOFF_START = 1.0
 BACKOFF_CAP = 300.0
 LOGIN_BACKOFF_START = 60.0
 LOGIN_BACKOFF_CAP = 1800.0
-SILENT_AFTER_HOURS = 24.0
 
 
 class LostLock(Exception):
@@ -203,10 +202,7 @@ class MailboxPoller:
         self.backoff = backoff
         self.login_backoff = login_backoff
         self.health_name = f"imap:{account.key}"
-        mail_conf = settings.config.mail
-        self.silent_after = timedelta(
-            hours=float(mail_conf.get("silent_after_hours", SILENT_AFTER_HOURS))
-        )
+        self.silent_after = timedelta(hours=settings.config.mail.silent_after_hours)
         self.max_bytes = max_message_bytes(settings.config)
         self.after_commit: Callable[[list[int]], None] | None = None
         self._active_lock: MailboxLock | None = None
@@ -314,13 +310,13 @@ class MailboxPoller:
             )
         self._process(waiting)
 
-    def _process(self, messages: list[int | StoredCopy]) -> None:
+    def _process(self, messages: Sequence[int | StoredCopy]) -> None:
         """Process stored messages, given by id or, when stored by this pass, as stored."""
         for message in messages:
             if self._active_lock is not None:
                 self._active_lock.renew()  # a slow message must not let the lock lapse
             copy = message if isinstance(message, StoredCopy) else None
-            raw_id = copy.raw_id if copy is not None else int(message)
+            raw_id = message.raw_id if isinstance(message, StoredCopy) else message
             try:
                 process_stored(self.sessions, self.settings, raw_id, copy=copy)
             except TransientFailure as exc:
@@ -331,15 +327,17 @@ class MailboxPoller:
     ) -> dict[int, int]:
         """UID → stored id for the batch's messages stored before (same UID, or same bytes),
         in two queries instead of two per message."""
-        found: dict[int, int] = dict(
-            session.execute(
+        found: dict[int, int] = {
+            uid: raw_id
+            for uid, raw_id in session.execute(
                 select(RawMessage.uid, RawMessage.id).where(
                     RawMessage.mailbox == self.account.key,
                     RawMessage.uidvalidity == uidvalidity,
                     RawMessage.uid.in_(batch),
                 )
-            ).all()
-        )
+            )
+            if uid is not None
+        }
         digests: dict[str, list[int]] = {}
         for uid, data in bodies.items():
             if uid not in found:
@@ -580,7 +578,9 @@ def pollers(
 ) -> list[MailboxPoller]:
     redis = None
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        from intake.redis_client import connect
+
+        redis = connect(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     else:
         log.warning("REDIS_URL is not set: polling without a cross-machine lock")
     return [

@@ -127,10 +127,12 @@ def _status_fields(part: Message) -> list[dict[str, str]]:
     """The per-message and per-recipient field groups of a message/delivery-status part."""
     payload = part.get_payload()
     if isinstance(payload, list):
-        groups = [{k.lower(): str(v) for k, v in block.items()} for block in payload]
+        blocks = [block for block in payload if isinstance(block, Message)]
+        groups = [{k.lower(): str(v) for k, v in block.items()} for block in blocks]
         return [g for g in groups if g]
     text = payload if isinstance(payload, str) else ""
-    groups, current = [], {}
+    current: dict[str, str] = {}
+    groups = []
     for line in text.splitlines():
         if not line.strip():
             if current:
@@ -149,15 +151,18 @@ def _original_message_id(parts: list[Message], body_text: str) -> str | None:
         ctype = part.get_content_type()
         if ctype in ("message/rfc822", "message/global") and part.is_multipart():
             inner = part.get_payload()
-            if isinstance(inner, list) and inner:
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 found = normalize_message_id(_header(inner[0], "Message-ID"))
                 if found:
                     return found
         if ctype in ("text/rfc822-headers", "message/rfc822-headers", "message/rfc822"):
-            payload = part.get_payload(decode=True) or b""
-            match = re.search(rb"(?im)^message-id:\s*(<[^>\s]+>)", payload[:100_000])
-            if match:
-                return normalize_message_id(match.group(1).decode("ascii", "replace"))
+            payload = part.get_payload(decode=True)
+            found_in_part = re.search(
+                rb"(?im)^message-id:\s*(<[^>\s]+>)",
+                payload[:100_000] if isinstance(payload, bytes) else b"",
+            )
+            if found_in_part:
+                return normalize_message_id(found_in_part.group(1).decode("ascii", "replace"))
     match = re.search(r"(?im)^\s*message-id:\s*(<[^>\s]+>)", body_text[:200_000])
     return normalize_message_id(match.group(1)) if match else None
 

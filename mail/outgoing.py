@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from intake.config import Settings
+from intake.db import rowcount
 from intake.models import ContactPoint, Interaction, OutgoingMessage, Ticket, utcnow
 from intake.tickets import enqueue_after_commit, record_event
 
@@ -244,25 +245,27 @@ def claim_for_sending(
     """queued → sending, or a `sending` whose lease lapsed (its worker died); `sent_at` holds the
     lease. Email and SMS rows are claimed the same way."""
     now = utcnow()
-    claimed = session.execute(
-        update(OutgoingMessage)
-        .where(
-            OutgoingMessage.id == outgoing_id,
-            OutgoingMessage.channel == channel,
-            or_(
-                OutgoingMessage.status == "queued",
-                and_(
-                    OutgoingMessage.status == "sending",
-                    or_(
-                        OutgoingMessage.sent_at.is_(None),
-                        OutgoingMessage.sent_at < now - lease,
+    claimed = rowcount(
+        session.execute(
+            update(OutgoingMessage)
+            .where(
+                OutgoingMessage.id == outgoing_id,
+                OutgoingMessage.channel == channel,
+                or_(
+                    OutgoingMessage.status == "queued",
+                    and_(
+                        OutgoingMessage.status == "sending",
+                        or_(
+                            OutgoingMessage.sent_at.is_(None),
+                            OutgoingMessage.sent_at < now - lease,
+                        ),
                     ),
                 ),
-            ),
+            )
+            .values(status="sending", sent_at=now, attempts=OutgoingMessage.attempts + 1)
+            .execution_options(synchronize_session=False)
         )
-        .values(status="sending", sent_at=now, attempts=OutgoingMessage.attempts + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     session.commit()
     return bool(claimed)
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from email import errors, policy
 from email.header import decode_header
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from email.headerregistry import Address, AddressHeader, BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.policy import EmailPolicy
@@ -79,7 +79,7 @@ def _header_class(name: str) -> type[BaseHeader]:
     return _CLASSES[name]
 
 
-def _message_policy() -> EmailPolicy:
+def _message_policy() -> EmailPolicy[EmailMessage]:
     """A policy of its own for each message, so parsed headers live as long as the message."""
     return policy.default.clone(header_factory=_ReusedHeaders())
 
@@ -281,7 +281,9 @@ def _strict_addresses(value: str) -> list[Address] | None:
         return None
     if any(isinstance(d, errors.InvalidHeaderDefect) for d in header.defects):
         return None
-    return list(header.addresses)  # type: ignore[attr-defined]
+    if not isinstance(header, AddressHeader):  # always one for From; says so to the type checker
+        return None
+    return list(header.addresses)
 
 
 def _mailbox(value: str | None, hint: str | None) -> tuple[str | None, str] | None:
@@ -356,7 +358,7 @@ def _leaves(msg: Message) -> list[Message]:
         part = stack.pop()
         payload = part.get_payload() if part.is_multipart() else None
         if part.get_content_maintype() == "multipart" and isinstance(payload, list):
-            stack.extend(reversed(payload))
+            stack.extend(p for p in reversed(payload) if isinstance(p, Message))
         else:
             leaves.append(part)
     return leaves
@@ -364,7 +366,7 @@ def _leaves(msg: Message) -> list[Message]:
 
 def _attached_message_bytes(part: Message) -> bytes:
     payload = part.get_payload()
-    if isinstance(payload, list) and payload:
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
         for render_policy in _RENDER_POLICIES:
             try:
                 return payload[0].as_bytes(policy=render_policy)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,20 +24,24 @@ from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from intake.config import ConfigError, Settings
+from intake.metrics import smtp_answer
 from intake.phones import normalize_email
+from mail.auth import check_sender
+from mail.health import report
 from mail.store import max_message_bytes, store_message
 from mail.threads import verp_outgoing_id
 
 log = logging.getLogger(__name__)
 
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
+SMTP_HEALTH = "smtp"
 
 
 def accepted_addresses(settings: Settings) -> frozenset[str]:
     from email.utils import parseaddr
 
     addresses = [parseaddr(settings.mail_from)[1] or settings.mail_from]
-    addresses += [str(a) for a in settings.config.mail.get("aliases") or []]
+    addresses += list(settings.config.mail.aliases)
     return frozenset(filter(None, (normalize_email(a) for a in addresses)))
 
 
@@ -71,11 +76,22 @@ class ComplaintController(Controller):
 class ComplaintHandler:
     """aiosmtpd handler: validate at the edge, store durably, then say 250."""
 
-    def __init__(self, sessions: sessionmaker[DbSession], settings: Settings) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[DbSession],
+        settings: Settings,
+        *,
+        dnsfunc: Callable[..., Any] | None = None,
+    ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.accepted = accepted_addresses(settings)
         self.max_bytes = max_message_bytes(settings.config)
+        self.authserv_id = settings.config.mail.own_authserv_id
+        self.dnsfunc = dnsfunc  # tests answer DNS themselves
+        # Health (`smtp` in channel_health, for the health page and alerts): written when storing
+        # starts failing and when it works again, not on every message.
+        self.failing = False
 
     async def handle_RCPT(
         self,
@@ -89,7 +105,7 @@ class ComplaintHandler:
             normalize_email(address) not in self.accepted
             and verp_outgoing_id(self.settings, address) is None
         ):
-            return "550 5.1.1 Recipient rejected: no such mailbox here"
+            return smtp_answer("550 5.1.1 Recipient rejected: no such mailbox here")
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -98,16 +114,43 @@ class ComplaintHandler:
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         if len(raw) > self.max_bytes:
-            return "552 5.3.4 Message too big for this mailbox"
+            return smtp_answer("552 5.3.4 Message too big for this mailbox")
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
         try:
+            if self.authserv_id is not None:
+                raw = await asyncio.get_running_loop().run_in_executor(
+                    None, self._checked, raw, envelope.mail_from or "", session.host_name, peer
+                )
             raw_id = await asyncio.get_running_loop().run_in_executor(
                 None, self._store, raw, envelope.mail_from, list(envelope.rcpt_tos), peer
             )
-        except Exception:
+        except Exception as exc:
             log.exception("could not store mail from %s; answered 451", envelope.mail_from)
-            return TEMPORARY_FAILURE
-        return f"250 2.0.0 Queued as {raw_id}"
+            self.failing = True
+            error = f"{type(exc).__name__}: {exc}"
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: report(self.sessions, SMTP_HEALTH, "refusing", error=error)
+            )
+            return smtp_answer(TEMPORARY_FAILURE)
+        if self.failing:
+            self.failing = False
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: report(self.sessions, SMTP_HEALTH, "ok")
+            )
+        return smtp_answer(f"250 2.0.0 Queued as {raw_id}")
+
+    def _checked(self, raw: bytes, mail_from: str, helo: str | None, peer: str) -> bytes:
+        """The message with our SPF/DKIM/DMARC verdict on top (`mail.verify_senders`)."""
+        assert self.authserv_id is not None
+        results = check_sender(
+            raw,
+            authserv_id=self.authserv_id,
+            peer_ip=peer,
+            mail_from=envelope_text(mail_from),
+            helo=envelope_text(helo or ""),
+            dnsfunc=self.dnsfunc,
+        )
+        return f"Authentication-Results: {results}\r\n".encode() + raw
 
     def _store(self, raw: bytes, mail_from: str | None, rcpt_tos: list[str], peer: str) -> int:
         with self.sessions() as db:
@@ -119,12 +162,14 @@ class ComplaintHandler:
                 envelope_to=[envelope_text(to) for to in rcpt_tos],
             )
             db.commit()
-        log.info("stored mail %s from %s via %s", stored.raw_id, mail_from, peer)
+        log.info(
+            "stored mail %s from %s via %s", stored.raw_id, envelope_text(mail_from or ""), peer
+        )
         return stored.raw_id
 
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session failed (%s: %s); answered 451", type(error).__name__, error)
-        return TEMPORARY_FAILURE
+        return smtp_answer(TEMPORARY_FAILURE)
 
 
 def envelope_text(address: str) -> str:
@@ -133,6 +178,18 @@ def envelope_text(address: str) -> str:
     fail on them: a 451 would be answered on every retry and the mail finally bounced."""
     text = address.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return "".join("\ufffd" if ord(c) < 32 or ord(c) == 127 else c for c in text)
+
+
+class WritableEnvelopeText(logging.Filter):
+    """aiosmtpd logs each sender and recipient as it decoded them, with surrogates for bytes that
+    were not UTF-8; a UTF-8 log stream cannot write those, so they are logged as U+FFFD."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                envelope_text(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
 
 
 @dataclass
@@ -155,10 +212,14 @@ def start_listener(
     host: str | None = None,
     port: int | None = None,
     tls_context: ssl.SSLContext | None = None,
+    dnsfunc: Callable[..., Any] | None = None,
     **smtp_options: Any,
 ) -> Listener:
     """Start the listener in a background thread (what `hotline smtpd` and the tests run)."""
-    handler = ComplaintHandler(sessions, settings)
+    aiosmtpd_log = logging.getLogger("mail.log")
+    if not any(isinstance(f, WritableEnvelopeText) for f in aiosmtpd_log.filters):
+        aiosmtpd_log.addFilter(WritableEnvelopeText())
+    handler = ComplaintHandler(sessions, settings, dnsfunc=dnsfunc)
     context = tls_context if tls_context is not None else tls_context_from_env()
     controller = ComplaintController(
         handler,

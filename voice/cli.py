@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import urllib.error
+from typing import Any
 
 import click
 from sqlalchemy import select
@@ -78,10 +81,31 @@ def _queued_local_call(
 @click.option(
     "--queue",
     "queue_outcome",
-    default="bridged",
+    default="wait",
     show_default=True,
-    type=click.Choice(["bridged", "hangup", "queue-full"]),
-    help="What happens in <Enqueue> unless the caller leaves it.",
+    type=click.Choice(["wait", "bridged", "hangup", "queue-full"]),
+    help="In <Enqueue>: wait for an operator (following the app's redirects), or pretend an outcome.",
+)
+@click.option("--operator", "operator_email", default=None, help="Play this operator's phone.")
+@click.option("--ignore", is_flag=True, help="With --operator: let the offer ring out.")
+@click.option(
+    "--talk", default=None, type=int, help="Seconds to stay on a live call (operator: 20)."
+)
+@click.option(
+    "--transfer",
+    default=None,
+    help="With --operator: transfer the caller to DEPARTMENT (or a colleague's EMAIL).",
+)
+@click.option(
+    "--warm",
+    is_flag=True,
+    help="With --transfer: talk to the target first (this command also plays the target's phone).",
+)
+@click.option(
+    "--wait-seconds",
+    default=120.0,
+    show_default=True,
+    help="With --operator: how long to wait for an offer.",
 )
 @click.option("--record-seconds", default=6, show_default=True, help="0 = an empty recording.")
 @click.option("--duplicate-status", is_flag=True, help="Send every status callback twice.")
@@ -115,6 +139,12 @@ def call_cmd(
     machine: bool,
     no_answer: bool,
     interactive: bool | None,
+    operator_email: str | None,
+    ignore: bool,
+    talk: int | None,
+    transfer: str | None,
+    warm: bool,
+    wait_seconds: float,
 ) -> None:
     """Play Twilio's part of a call against the hotline: signed webhooks, TwiML, status callbacks."""
     from intake.cli import settings_or_exit
@@ -123,13 +153,54 @@ def call_cmd(
     steps = _steps(list(ctx.args))
     if interactive is None:
         interactive = sys.stdin.isatty()
+    # Signed for the address the server checks: PUBLIC_BASE_URL when set, else the one called
+    # (a local `hotline up --port N` checks against http://127.0.0.1:N).
+    public = (
+        settings.public_base_url
+        if os.environ.get("PUBLIC_BASE_URL") or not server_url
+        else server_url.rstrip("/")
+    )
+    target = server_url or settings.public_base_url
+    from voice.desk_cli import LocalCaller, play_operator
+
+    waiting = LocalCaller(settings, talk=talk) if queue_outcome == "wait" else None
+
+    def make(**hooks: Any) -> CallSimulator:
+        return CallSimulator(
+            HttpTransport(public, target),
+            settings.webhook_auth_token,
+            public,
+            steps=[press("1")] if not ignore else [],
+            echo=click.echo,
+            max_requests=1000,
+            **hooks,
+        )
+
+    if operator_email:
+        played = play_operator(
+            settings,
+            operator_email,
+            make,
+            ignore=ignore,
+            talk=talk if talk is not None else 20,
+            transfer=transfer,
+            warm=warm,
+            wait_seconds=wait_seconds,
+            echo=click.echo,
+        )
+        if played is not None and played.errors:
+            raise click.ClickException("; ".join(played.errors))
+        return
     simulator = CallSimulator(
-        HttpTransport(settings.public_base_url, server_url or settings.public_base_url),
+        HttpTransport(public, target),
         settings.webhook_auth_token,
-        settings.public_base_url,
+        public,
         steps=steps,
         dial_outcomes=list(dial_outcomes),
-        queue_outcome=queue_outcome,
+        queue_outcome="bridged" if queue_outcome == "wait" else queue_outcome,
+        on_queue_wait=waiting.on_queue_wait if waiting else None,
+        on_conference=waiting.on_conference if waiting else None,
+        max_requests=1000 if waiting else 60,
         record_seconds=record_seconds,
         duplicate_status=duplicate_status,
         out_of_order=out_of_order,
@@ -138,11 +209,32 @@ def call_cmd(
         else None,
         echo=click.echo,
     )
+    try:
+        result = _run(simulator, settings, answer, machine, no_answer, from_number, to_number)
+    except (urllib.error.URLError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise click.ClickException(
+            f"nothing answers at {target} ({reason}): start the hotline first "
+            f"(`hotline up`, or `hotline web`), or give its address with --url"
+        ) from None
+    if result.errors:
+        raise click.ClickException("; ".join(result.errors))
+
+
+def _run(
+    simulator: CallSimulator,
+    settings: Any,
+    answer: str | None,
+    machine: bool,
+    no_answer: bool,
+    from_number: str,
+    to_number: str | None,
+) -> Any:
     if answer is not None:
         sid, url, status_callback, from_, to = _queued_local_call(
             settings.database_url, None if answer == "oldest" else answer
         )
-        result = simulator.answer(
+        return simulator.answer(
             sid,
             url,
             status_callback,
@@ -151,10 +243,7 @@ def call_cmd(
             answered_by="machine_end_beep" if machine else "human",
             outcome="no-answer" if no_answer else "answered",
         )
-    else:
-        result = simulator.call(from_number, to_number or settings.twilio_number or "+886227000000")
-    if result.errors:
-        raise click.ClickException("; ".join(result.errors))
+    return simulator.call(from_number, to_number or settings.twilio_number or "+886227000000")
 
 
 def commands() -> list[click.Command]:

@@ -108,9 +108,8 @@ def twilio_client(settings: Settings, http_client: HttpClient | None = None) -> 
 
 
 def rate_limit(settings: Settings) -> RateLimit:
-    voice = settings.config.voice or {}
-    cps = float(voice.get("calls_per_second", 1.0))
-    return RateLimit(calls_per_second=cps, burst=max(1.0, float(voice.get("calls_burst", cps))))
+    voice = settings.config.voice
+    return RateLimit(calls_per_second=voice.calls_per_second, burst=voice.burst)
 
 
 def take_token(
@@ -216,7 +215,7 @@ def find_placed_call(client: Client, *, to: str, from_: str | None, since: datet
     kwargs: dict[str, object] = {"to": to, "limit": 20}
     if from_:
         kwargs["from_"] = from_
-    for call in client.calls.list(**kwargs):  # type: ignore[arg-type]
+    for call in client.calls.list(**kwargs):
         created = call.date_created
         if (
             call.direction == "outbound-api"

@@ -16,22 +16,26 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from intake.callbacks import OPEN_CALLBACK_STATUSES, schedule_callback
 from intake.config import HotlineConfig
+from intake.constants import WRITTEN_LANGUAGE
 from intake.contact import InboundAttachment, InboundContact
 from intake.models import (
     Attachment,
     Call,
     Callback,
+    CallbackAttempt,
     ContactPoint,
     Interaction,
     Resident,
     Ticket,
+    Unit,
     utcnow,
 )
 from intake.phones import normalize_phone
 from intake.phrases import render
 from intake.service import Receipt, receive
 from intake.tickets import enqueue_after_commit
-from voice.languages import WRITTEN, remembered_language
+from voice.dialer import FINAL_STATUSES
+from voice.languages import remembered_language
 
 MAX_SPEECH_CHARS = 4000
 TOPIC_CATEGORIES = {
@@ -43,11 +47,22 @@ TOPIC_CATEGORIES = {
     "voicemail": None,
     "operator": None,
 }
+# The callback a recorded message is owed, by the topic it was recorded under.
+VOICEMAIL_CALLBACKS = {"after_hours": "after_hours", "voicemail": "voicemail"}
+STATUS_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3}
 
 
 _RESIDENT_BY_PHONE = (
-    select(Resident.id, Resident.name, Resident.spoken_language, Resident.language)
+    select(
+        Resident.id,
+        Resident.name,
+        Resident.spoken_language,
+        Resident.language,
+        Unit.building_id,
+        Unit.label.label("unit_label"),
+    )
     .join(ContactPoint, ContactPoint.resident_id == Resident.id)
+    .outerjoin(Unit, Unit.id == Resident.unit_id)
     .where(ContactPoint.kind == "phone", ContactPoint.value == bindparam("phone"))
     .limit(1)
 )
@@ -113,13 +128,16 @@ def _resident_meta(resident: Any) -> dict[str, Any]:
         meta["resident_name"] = resident.name
     if resident.language:
         meta["resident_written"] = resident.language
+    if resident.building_id is not None:
+        # Where they live, so an incident over their building costs the IVR no query.
+        meta["home"] = [resident.building_id, resident.unit_label]
     return meta
 
 
 def written_language(call: Call) -> str | None:
     """The script a call's ticket is written in: the known resident's, else the one of the
     variety they spoke (zh-Hant for Cantonese)."""
-    return (call.meta or {}).get("resident_written") or WRITTEN.get(call.language or "")
+    return (call.meta or {}).get("resident_written") or WRITTEN_LANGUAGE.get(call.language or "")
 
 
 def record_step(sessions: sessionmaker[Session], call_id: int, step: str, **changes: Any) -> None:
@@ -232,15 +250,17 @@ def attach_recording(
     recording_url: str | None,
     duration: int | None,
     fetch: bool,
+    kind: str = "voicemail",
 ) -> Attachment | None:
-    """The recording as an interaction + attachment on the call's ticket, once per RecordingSid."""
+    """The recording as an interaction + attachment on the call's ticket, once per RecordingSid
+    (`kind`: a voicemail, or a desk call's recording)."""
     ref = _ticket_ref_of(sessions, call)
     if ref is None:
         return None
     contact = InboundContact(
         channel="voice",
         external_id=recording_sid,
-        kind="voicemail",
+        kind=kind,
         sender_phone=call.from_number,
         text="",
         ticket_ref=ref,
@@ -327,7 +347,7 @@ def open_missed_call_ticket(
     session: Session, phone: str, config: HotlineConfig, now: datetime
 ) -> str | None:
     """The ticket of an open missed-call callback for this number within the window, if any."""
-    window = timedelta(minutes=int(config.callbacks.get("missed_call_window_minutes", 120)))
+    window = timedelta(minutes=config.callbacks.missed_call_window_minutes)
     return session.scalar(
         select(Ticket.ref)
         .join(Callback, Callback.ticket_id == Ticket.id)
@@ -394,3 +414,42 @@ def file_missed_call(
             )
         session.commit()
     return receipt
+
+
+def apply_status(
+    session: Session,
+    call: Call,
+    status: str,
+    sequence: int,
+    *,
+    answered_by: str = "",
+    duration: str = "",
+) -> None:
+    """A status callback on the locked Call row: monotonic (a terminal status is final, a late
+    `ringing` never moves a call backwards); the end of a callback attempt's call is reported."""
+    if call.status in FINAL_STATUSES:
+        return
+    new_rank = 4 if status in FINAL_STATUSES else STATUS_RANK.get(status, 0)
+    if new_rank < STATUS_RANK.get(call.status, 0):
+        return
+    call.status = status
+    call.status_sequence = max(call.status_sequence, sequence)
+    if answered_by:
+        call.answered_by = answered_by
+    if status not in FINAL_STATUSES:
+        return
+    call.ended_at = utcnow()
+    if duration.isdigit():
+        call.duration_seconds = int(duration)
+    attempt = session.scalar(
+        select(CallbackAttempt).where(CallbackAttempt.call_sid == call.call_sid)
+    )
+    if attempt is not None:
+        enqueue_after_commit(
+            session,
+            "callback_call_ended",
+            dedupe_key=f"callend:{call.call_sid}",
+            attempt_id=attempt.id,
+            call_status=status,
+            answered_by=call.answered_by,
+        )

@@ -16,21 +16,10 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-from intake.config import ConfigError, HotlineConfig
+from intake.config import HotlineConfig
+from intake.constants import WRITTEN_LANGUAGE
 from intake.models import Resident
 
-SAY_LANGUAGES = ("cmn-TW", "cmn-CN", "yue-HK", "zh-TW", "zh-CN", "zh-HK", "en-US", "en-GB", "en-AU")
-SPEECH_LANGUAGES = (
-    "cmn-Hant-TW",
-    "cmn-Hans-CN",
-    "yue-Hant-HK",
-    "zh",
-    "zh-TW",
-    "en-US",
-    "en-GB",
-    "en-AU",
-)
-WRITTEN = {"yue": "zh-Hant", "zh-Hant": "zh-Hant", "zh-Hans": "zh-Hans", "en": "en"}
 # The spoken variety a written script suggests when the resident never chose one.
 SPOKEN_FOR_SCRIPT = {"zh-Hant": "zh-Hant", "zh-Hans": "zh-Hans", "en": "en"}
 # Where Traditional Chinese is as likely to be read by a Cantonese speaker as by a Mandarin one.
@@ -59,37 +48,21 @@ class VoiceLanguage:
 
     @property
     def written(self) -> str:
-        return WRITTEN[self.key]
+        return WRITTEN_LANGUAGE[self.key]
 
 
 def voice_languages(config: HotlineConfig) -> dict[str, VoiceLanguage]:
-    raw = config.voice.get("languages") or {}
-    found: dict[str, VoiceLanguage] = {}
-    for key, spec in raw.items():
-        if key not in WRITTEN or not isinstance(spec, dict):
-            raise ConfigError(
-                f"voice.languages.{key}: expected one of {sorted(WRITTEN)} with say/speech"
-            )
-        say, speech = spec.get("say"), spec.get("speech")
-        if say not in SAY_LANGUAGES:
-            raise ConfigError(
-                f"voice.languages.{key}.say: expected one of {SAY_LANGUAGES}, got {say!r}"
-            )
-        if speech not in SPEECH_LANGUAGES:
-            raise ConfigError(
-                f"voice.languages.{key}.speech: expected one of {SPEECH_LANGUAGES}, got {speech!r}"
-            )
-        found[key] = VoiceLanguage(key, say, speech, spec.get("voice") or None)
-    if "zh-Hant" not in found:
-        raise ConfigError("voice.languages: expected an entry for zh-Hant, the default")
-    return found
+    """Each configured spoken language with its Say and speech codes (`voice.languages`)."""
+    return {
+        key: VoiceLanguage(key, spec.say, spec.speech, spec.voice or None)
+        for key, spec in config.voice.languages.items()
+    }
 
 
 def menu_languages(config: HotlineConfig) -> list[VoiceLanguage]:
     """The language menu, in order: the first is digit 1."""
     languages = voice_languages(config)
-    keys = config.voice.get("menu_languages") or ["zh-Hant", "yue", "en"]
-    return [languages[k] for k in keys if k in languages]
+    return [languages[k] for k in config.voice.menu_languages if k in languages]
 
 
 def language(config: HotlineConfig, key: str | None) -> VoiceLanguage:

@@ -6,6 +6,7 @@ in the tests, so what the tests prove is what a demonstration shows.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import urllib.error
 import urllib.request
@@ -143,6 +144,8 @@ class CallSimulator:
         ask: Callable[[str], str] | None = None,
         echo: Callable[[str], None] | None = None,
         max_requests: int = 60,
+        on_queue_wait: Callable[[str], str | None] | None = None,
+        on_conference: Callable[[str, str], tuple[str, str]] | None = None,
     ) -> None:
         self.transport = transport
         self.token = auth_token
@@ -157,6 +160,12 @@ class CallSimulator:
         self.ask = ask
         self.echo = echo or (lambda line: None)
         self.max_requests = max_requests
+        # A caller who really waits: after each hold document, None = keep waiting, "hangup", or
+        # the URL the app moved the call to (Twilio's REST redirect).
+        self.on_queue_wait = on_queue_wait
+        # In a <Conference>: ("hangup", seconds) this party hangs up, ("ended", seconds) the
+        # conference ended, ("redirect", url) the app moved this leg away.
+        self.on_conference = on_conference
         self._base: dict[str, str] = {}
         self._result = CallResult("")
 
@@ -255,10 +264,10 @@ class CallSimulator:
         extra: dict[str, str] = {}
         if step.kind == "press" and "dtmf" in modes:
             extra = {"Digits": step.value, "FinishedOnKey": ""}
-            self.echo(f"   (caller presses {step.value})")
+            self.echo(f"   (presses {step.value})")
         elif step.kind == "say" and "speech" in modes:
             extra = {"SpeechResult": step.value, "Confidence": "0.91"}
-            self.echo(f"   (caller says “{step.value}”)")
+            self.echo(f"   (says “{step.value}”)")
         elif verb.get("actionOnEmptyResult") != "true":
             self.echo("   (silence)")
             return None
@@ -278,7 +287,7 @@ class CallSimulator:
             "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{sid}",
             "RecordingDuration": str(self.record_seconds),
         }
-        self.echo(f"   (caller records {self.record_seconds}s: {step.value or 'voice message'})")
+        self.echo(f"   (records {self.record_seconds}s: {step.value or 'voice message'})")
         following = self._document(verb.get("action") or "", {**recording, "Digits": "#"})
         callback = verb.get("recordingStatusCallback")
         if callback:
@@ -296,7 +305,43 @@ class CallSimulator:
             )
         return following
 
+    def _conference(self, verb: ET.Element, name: str) -> ET.Element | None:
+        assert self.on_conference is not None
+        self.echo(f"   (in conference {name})")
+        noun = next(n for n in verb if n.tag == "Conference")
+        if noun.get("statusCallback") and "join" in (noun.get("statusCallbackEvent") or ""):
+            # Twilio tells the app who joined which conference (one SID per room name).
+            digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+            self._post(
+                noun.get("statusCallback") or "",
+                {
+                    "ConferenceSid": f"CF{digest}",
+                    "FriendlyName": name,
+                    "StatusCallbackEvent": "participant-join",
+                    "CallSid": self._result.call_sid,
+                    "AccountSid": ACCOUNT_SID,
+                },
+                base=False,
+            )
+        what, value = self.on_conference(self._result.call_sid, name)
+        action = verb.get("action")
+        seconds = value if what in ("hangup", "ended") else "0"
+        params = {"DialCallStatus": "completed", "DialCallDuration": seconds, "DialBridged": "true"}
+        if what == "redirect":
+            if action:
+                self._post(action, params)  # Twilio asks, and ignores the answer
+            return self._document(value)
+        if what == "hangup":
+            self._result.ended_by = "caller"
+            if action:
+                self._post(action, params)
+            raise _CallEnded("hung up in the conference")
+        return self._document(action, params) if action else None
+
     def _dial(self, verb: ET.Element) -> ET.Element | None:
+        conference = [n for n in verb if n.tag == "Conference"]
+        if conference and self.on_conference is not None:
+            return self._conference(verb, (conference[0].text or "").strip())
         outcome = next(self.dial_outcomes, "completed")
         numbers = [n.text for n in verb if n.tag == "Number"]
         self.echo(f"   (dialling {', '.join(filter(None, numbers))}: {outcome})")
@@ -309,7 +354,52 @@ class CallSimulator:
             {"DialCallStatus": outcome, "DialCallSid": new_sid("CA"), "DialCallDuration": duration},
         )
 
+    def _wait_in_queue(self, verb: ET.Element) -> ET.Element | None:
+        """A caller who waits as long as it takes, hold document after hold document."""
+        assert self.on_queue_wait is not None
+        queue_sid = new_sid("QU")
+        wait_url, action = verb.get("waitUrl"), verb.get("action")
+        result, moved_to, rounds = "hangup", "", 0
+        while True:
+            rounds += 1
+            try:
+                if wait_url:
+                    document: ET.Element | None = self._document(
+                        wait_url,
+                        {
+                            "QueueSid": queue_sid,
+                            "QueueTime": str(rounds * 15),
+                            "AvgQueueTime": "60",
+                            "MaxQueueSize": "1000",
+                        },
+                    )
+                    while document is not None:
+                        document = self._run(document, waiting=True)
+            except _LeftQueue:
+                result = "leave"
+                break
+            what = self.on_queue_wait(self._result.call_sid)
+            if what == "hangup":
+                break
+            if what:
+                result, moved_to = "redirected", what
+                break
+        self.echo(f"   (queue {(verb.text or '').strip()}: {result})")
+        params = {"QueueResult": result, "QueueSid": queue_sid, "QueueTime": str(rounds * 15)}
+        if result == "hangup":
+            self._result.ended_by = "caller"
+            if action:
+                self._post(action, params)
+            raise _CallEnded("caller hung up in the queue")
+        if result == "redirected":
+            if action:
+                self._post(action, params)  # answered, but Twilio runs the redirect's TwiML
+            return self._document(moved_to)
+        return self._document(action, params) if action else None
+
     def _enqueue(self, verb: ET.Element) -> ET.Element | None:
+        if self.on_queue_wait is not None:
+            return self._wait_in_queue(verb)
         queue_sid = new_sid("QU")
         result = self.queue_outcome
         wait_url = verb.get("waitUrl")

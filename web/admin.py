@@ -3,6 +3,7 @@ templates previewed per language, business hours and holidays, operators; the he
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -22,15 +23,18 @@ from jinja2 import TemplateError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from intake import audit
 from intake.auth import ROLES, hash_password
-from intake.calendar import _holiday_calendar, describe_hours
+from intake.calendar import describe_hours, holiday_calendar
 from intake.classify import classify
+from intake.constants import LANGUAGES
 from intake.models import ChannelHealth, Department, Operator, Outbox, utcnow
 from intake.phones import normalize_phone
-from intake.phrases import TEMPLATE_DIR, render
+from intake.phrases import TEMPLATE_DIR, render, template_name
 from intake.routing import TicketFacts, decide
-from web.auth import MANAGERS, current_operator, end_sessions, login_required
-from web.i18n import LANGUAGES
+from web.auth import MANAGERS, current_operator, end_sessions, login_required, who
+from web.i18n import current_language
+from web.labels import job_label
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 SAMPLE_CONTEXT: dict[str, Any] = {
@@ -43,7 +47,6 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "department": "工程部",
     "chars": list("HL000123"),
 }
-DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def _config() -> Any:
@@ -132,6 +135,7 @@ def _replay(config: Any, limit: int = 100) -> list[dict[str, Any]]:
                 "now": (decision.department, decision.priority),
                 "rule": decision.rule,
                 "why": decision.explain(),
+                "decision": decision,
                 "changed": ticket.then is not None
                 and then != (decision.department, decision.priority),
             }
@@ -161,6 +165,10 @@ def templates() -> Any:
             except TemplateError as exc:
                 previews[lang] = f"⚠ {exc}"
     available = {n: sorted(p.parent.name for p in TEMPLATE_DIR.glob(f"*/{n}.txt")) for n in names}
+    language = current_language()
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for n in names:
+        groups.setdefault(_phrase_group(n), []).append((n, _first_line(n, language, config)))
     return render_template(
         "admin.html",
         page="templates",
@@ -168,7 +176,54 @@ def templates() -> Any:
         name=name,
         previews=previews,
         available=available,
+        groups=groups,
     )
+
+
+def _phrase_group(name: str) -> str:
+    if name.startswith("canned_"):
+        return _("Replies an operator picks")
+    if name.startswith(("ack_", "reply_", "survey_", "follow_up")):
+        return _("Messages sent to residents")
+    if name.startswith("voice_") or name == "ref_spoken":
+        return _("What callers hear")
+    if name.startswith("notify_"):
+        return _("Messages to departments and on-call staff")
+    return _("Other phrases")
+
+
+def _first_line(name: str, language: str, config: Any) -> str:
+    """The phrase's opening words in `language`, with the sample values filled in."""
+    try:
+        text = render(name, language, **{**SAMPLE_CONTEXT, "company": config.company(language)})
+    except TemplateError:  # a phrase needing values the sample lacks: its own words, as written
+        try:
+            text = (TEMPLATE_DIR / template_name(name, language)).read_text(encoding="utf-8")
+        except (OSError, TemplateError):
+            return ""
+        text = re.sub(r"\{#.*?#\}|\{%.*?%\}", "", text, flags=re.S)
+    words = " ".join(text.split())
+    return words if len(words) <= 90 else words[:89] + "…"
+
+
+HOLIDAY_LANGUAGES = {"zh-Hant": "zh_TW", "zh-Hans": "zh_CN", "en": "en_US"}
+
+
+def _holidays_in(config: Any, year: int, language: str) -> Any:
+    """The year's public holidays named in the operator's language where the calendar has it."""
+    import holidays as holidays_lib
+
+    if not config.holiday_country:
+        return {}
+    try:
+        return holidays_lib.country_holidays(
+            config.holiday_country,
+            subdiv=config.holiday_subdivision,
+            years=[year],
+            language=HOLIDAY_LANGUAGES.get(language),
+        )
+    except (NotImplementedError, KeyError):
+        return holiday_calendar(config.holiday_country, config.holiday_subdivision, year)
 
 
 @bp.get("/hours")
@@ -178,13 +233,11 @@ def hours() -> Any:
     year = utcnow().astimezone(config.timezone).year
     holidays: list[tuple[date, str]] = []
     for y in (year, year + 1):
-        holidays += sorted(
-            _holiday_calendar(config.holiday_country, config.holiday_subdivision, y).items()
-        )
+        holidays += sorted(_holidays_in(config, y, current_language()).items())
     return render_template(
         "admin.html",
         page="hours",
-        business_hours=[(DAY_KEYS[d], config.business_hours.get(d)) for d in range(7)],
+        business_hours=[(d, config.business_hours.get(d)) for d in range(7)],
         described={lang: describe_hours(config, lang) for lang in LANGUAGES},
         holidays=holidays,
     )
@@ -256,6 +309,7 @@ def create_operator() -> Any:
         flash(error, "error")
         return redirect(url_for("admin.operators"))
     g.db.add(op)
+    audit.record(g.db, "operator_created", **who(), target=op.email, role_given=op.role)
     try:
         g.db.commit()
     except IntegrityError:
@@ -272,6 +326,8 @@ def update_operator(operator_id: int) -> Any:
     op = g.db.get(Operator, operator_id)
     if op is None:
         abort(404)
+    before = _audited_fields(op)
+    password_before = op.password_hash
     error = _operator_fields(op, request.form)
     if error:
         g.db.rollback()
@@ -286,9 +342,29 @@ def update_operator(operator_id: int) -> Any:
     if op.active and not active:
         end_sessions(op)  # reactivating later does not bring old sessions back
     op.active = active
+    after = _audited_fields(op)
+    changed = {k: [before[k], v] for k, v in after.items() if before[k] != v}
+    extra = {"password_changed": True} if op.password_hash != password_before else {}
+    audit.record(g.db, "operator_changed", **who(), target=op.email, changed=changed, **extra)
     g.db.commit()
     flash(_("Operator updated."))
     return redirect(url_for("admin.operators"))
+
+
+def _audited_fields(op: Operator) -> dict[str, Any]:
+    """What the audit log compares before and after an operator is changed."""
+    return {
+        "role": op.role,
+        "department": _dept_code(op.department_id),
+        "active": op.active,
+        "language": op.language,
+        "phone": op.phone,
+    }
+
+
+def _dept_code(department_id: int | None) -> str | None:
+    dept = g.db.get(Department, department_id) if department_id else None
+    return dept.code if dept is not None else None
 
 
 def _queue_depths() -> dict[str, Any]:
@@ -297,10 +373,11 @@ def _queue_depths() -> dict[str, Any]:
     if not settings.redis_url:
         return {"error": _("REDIS_URL is not set")}
     try:
-        from redis import Redis
         from rq import Queue
 
-        connection = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+        from intake.redis_client import connect
+
+        connection = connect(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
         depths = {}
         for name in ("urgent", "default", "low"):
             queue = Queue(name, connection=connection)
@@ -320,24 +397,72 @@ def health() -> Any:
     failed = g.db.scalars(
         select(Outbox).where(Outbox.status == "failed").order_by(Outbox.id.desc()).limit(100)
     ).all()
+    channels = g.db.scalars(select(ChannelHealth).order_by(ChannelHealth.name)).all()
+    rq = _queue_depths()
+    problems = [
+        _(
+            "%(channel)s: %(status)s",
+            channel=channel_name(c.name),
+            status=health_status_label(c.status),
+        )
+        for c in channels
+        if c.status not in HEALTHY or c.consecutive_failures
+    ]
+    if rq.get("error"):
+        problems.append(_("The job queue cannot be reached."))
+    if failed:
+        problems.append(_("%(n)s jobs failed and wait for a retry.", n=len(failed)))
     return render_template(
         "admin.html",
         page="health",
-        channels=g.db.scalars(select(ChannelHealth).order_by(ChannelHealth.name)).all(),
-        rq=_queue_depths(),
+        channels=channels,
+        rq=rq,
         outbox_counts=outbox_counts,
         failed=failed,
+        problems=problems,
+        health_status_label=health_status_label,
+        channel_name=channel_name,
+        job_label=job_label,
         now=utcnow(),
     )
+
+
+HEALTHY = ("ok", "standby")
+
+
+def channel_name(name: str) -> str:
+    """A ChannelHealth row's name for people: `imap:INBOX` is the IMAP mailbox INBOX."""
+    kind, _sep, rest = name.partition(":")
+    if kind == "imap":
+        return _("Mailbox %(name)s (IMAP)", name=rest)
+    if kind == "mail" and rest == "acknowledgements":
+        return _("Acknowledgement emails")
+    if kind == "smtp":
+        return _("Mail received over SMTP")
+    return name
+
+
+def health_status_label(code: str) -> str:
+    return {
+        "ok": _("working"),
+        "standby": _("standing by (another poller holds the mailbox)"),
+        "silent": _("no mail for a long time"),
+        "error": _("failing"),
+        "open": _("paused after repeated failures"),
+        "tripped": _("paused after repeated failures"),
+        "breaker_open": _("paused after repeated failures"),
+    }.get(code, _("needs a look"))
 
 
 @bp.post("/outbox/<int:row_id>/retry")
 @login_required(*MANAGERS)
 def retry(row_id: int) -> Any:
-    from worker.outbox import retry_failed
+    from intake.tickets import retry_failed
 
     g.db.commit()  # end this request's transaction: SQLite allows one writer at a time
     if retry_failed(current_app.extensions["hotline_sessions"], row_id):
+        audit.record(g.db, "job_retried", **who(), target=f"outbox {row_id}")
+        g.db.commit()
         flash(_("Job %(id)s will be retried.", id=row_id))
     else:
         flash(_("Job %(id)s is not failed; nothing to retry.", id=row_id), "error")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from flask import Flask, abort, g, request, session
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from intake.config import Settings, get_settings
-from intake.db import reader, session_factory
+from intake.db import session_factory
+from web.db import read_session_factory
 from web.jsonio import OrjsonProvider
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -30,7 +30,7 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,
         HOTLINE_SETTINGS=settings,
         # Signed by Twilio, bearer tokens, and the HMAC in a follow-up link: none rides on a cookie.
-        CSRF_EXEMPT_PREFIXES=("/voice/", "/api/", "/open311/", "/followup/"),
+        CSRF_EXEMPT_PREFIXES=("/voice/", "/api/", "/open311/", "/followup/", "/notices/stop/"),
     )
     if config:
         app.config.update(config)
@@ -99,37 +99,26 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
 
     register_api(app)
     register_open311(app)
-    _register_optional_blueprints(app)
+    _register_channel_blueprints(app)
+    from web.ops import register_ops
 
-    @app.get("/healthz")
-    def healthz() -> tuple[str, int]:
-        return "ok", 200
-
+    register_ops(app)
     return app
 
 
-def read_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Marks a view that only reads (a lone UPDATE such as a token's last use is fine): its
-    session comes from `intake.db.reader` (no transaction on PostgreSQL, no write lock on SQLite),
-    so the page's prepared queries are planned once per connection, not on every request."""
-    view.read_only = True  # type: ignore[attr-defined]
-    return view
+def _register_channel_blueprints(app: Flask) -> None:
+    """The blueprints channels serve over HTTP: the voice webhooks (with the on-call page call),
+    the building-incident announcement, the operator's call desk, and the email-answer page."""
+    from voice.desk import bp as desk_bp
+    from voice.incidents import bp as incidents_bp
+    from voice.webhooks import bp as voice_bp
+    from voice.webhooks import page_bp
+    from web.followup import bp as followup_bp
+    from web.notices_stop import bp as notices_stop_bp
 
-
-def read_session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(reader(url), expire_on_commit=False)
-
-
-def _register_optional_blueprints(app: Flask) -> None:
-    """Channels that serve HTTP (the voice webhooks) register here once they exist."""
-    try:
-        from voice.paging import bp as paging_bp
-    except ImportError:
-        pass
-    else:
-        app.register_blueprint(paging_bp)
-    try:
-        from voice.webhooks import bp as voice_bp
-    except ImportError:
-        return
+    app.register_blueprint(followup_bp)
+    app.register_blueprint(notices_stop_bp)
     app.register_blueprint(voice_bp)
+    app.register_blueprint(page_bp)
+    app.register_blueprint(incidents_bp)
+    app.register_blueprint(desk_bp)

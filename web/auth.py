@@ -31,9 +31,11 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, false, func, select
 from sqlalchemy.sql import Select
 
+from intake import audit
 from intake.auth import verify_password_or_dummy
+from intake.constants import LANGUAGES
 from intake.models import LoginAttempt, Operator, Ticket, utcnow
-from web.i18n import LANGUAGES
+from web.signed_in import current_operator, session_epoch
 
 bp = Blueprint("auth", __name__)
 
@@ -42,25 +44,6 @@ MANAGERS = ("supervisor", "admin")
 ATTEMPT_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_ACCOUNT = 5
 MAX_FAILURES_PER_ADDRESS = 30
-
-
-def current_operator() -> Operator | None:
-    if "operator" not in g:
-        op_id = session.get("operator_id")
-        operator = g.db.get(Operator, op_id) if op_id else None
-        if operator is not None and (
-            not operator.active
-            or session.get("auth_epoch") != _epoch(operator)
-            or session.get("auth_generation") != operator.session_generation
-        ):
-            operator = None
-        g.operator = operator
-    return g.operator
-
-
-def _epoch(operator: Operator) -> str:
-    """Changes when the password changes, so old sessions end with it."""
-    return operator.password_hash[-16:]
 
 
 def end_sessions(operator: Operator) -> None:
@@ -87,7 +70,7 @@ def login_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., 
     return decorator
 
 
-def visible_tickets(query: Select[Any] | None = None) -> Select[Any]:
+def visible_tickets(query: Select[*tuple[Any, ...]] | None = None) -> Select[*tuple[Any, ...]]:
     """Department staff see only their department's tickets; everybody else sees all. Fails
     closed: department staff without a department (or an unknown role) see nothing — never the
     unrouted tickets that `department_id IS NULL` would match."""
@@ -116,6 +99,16 @@ def can_see(ticket: Ticket) -> bool:
 def actor() -> str:
     op = current_operator()
     return op.email if op is not None else "system"
+
+
+def who() -> audit.Actor:
+    """The audit fields for the signed-in operator: actor, role and source address."""
+    op = current_operator()
+    return {
+        "actor": op.email if op is not None else "anonymous",
+        "role": op.role if op is not None else None,
+        "source": _client_address(),
+    }
 
 
 def _safe_next(target: str | None) -> str:
@@ -242,10 +235,13 @@ def login() -> Any:
                         )
                     )
                 )
+                audit.record(
+                    g.db, "sign_in", actor=op.email, role=op.role, source=_client_address()
+                )
                 g.db.commit()
                 session.clear()
                 session["operator_id"] = op.id
-                session["auth_epoch"] = _epoch(op)
+                session["auth_epoch"] = session_epoch(op)
                 session["auth_generation"] = op.session_generation
                 session.permanent = True
                 response = redirect(_safe_next(request.args.get("next")))
@@ -264,6 +260,7 @@ def login() -> Any:
                     samesite="Lax",
                 )
                 return response
+            audit.record(g.db, "sign_in_failed", actor=email or "-", source=_client_address())
             _record_failure(email, device)
             error = _("Wrong email or password.")
             status = 401
@@ -275,6 +272,11 @@ def logout() -> Any:
     op = current_operator()
     if op is not None:
         end_sessions(op)  # the cookie, if kept or copied, no longer signs anyone in
+        from intake import desk
+
+        if op.role in STAFF:
+            desk.set_state(g.db, op, "away")  # signed out: no calls are offered
+        audit.record(g.db, "sign_out", actor=op.email, role=op.role, source=_client_address())
         g.db.commit()
     session.clear()
     return redirect(url_for("auth.login"))

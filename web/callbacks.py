@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from intake.models import Callback, Ticket, utcnow
 from intake.tickets import record_event
 from web.auth import STAFF, actor, current_operator, login_required
+from web.signed_in import signed_in_operator
 
 bp = Blueprint("callbacks", __name__)
 OVERDUE_AFTER = timedelta(minutes=15)
@@ -27,10 +28,20 @@ TAKEABLE = ("scheduled", *NEEDS_A_PERSON)
 @login_required(*STAFF)
 def board() -> Any:
     now = utcnow()
+    show = request.args.get("show", "")
     base = select(Callback).options(
         selectinload(Callback.ticket).selectinload(Ticket.resident),
         selectinload(Callback.attempt_log),
     )
+    # The header's counters link here: "due" is what 待回電 counts, "missed" what 未接來電 counts.
+    if show == "due":
+        base = base.where(Callback.status == "scheduled", Callback.due_at <= now)
+    elif show == "missed":
+        base = base.where(
+            Callback.purpose == "missed_call", Callback.status.in_(("scheduled", "in_progress"))
+        )
+    else:
+        show = ""
     scheduled = g.db.scalars(
         base.where(Callback.status == "scheduled").order_by(Callback.due_at).limit(BOARD_LIMIT)
     ).all()
@@ -49,7 +60,7 @@ def board() -> Any:
             .limit(BOARD_LIMIT)
         ).all(),
     }
-    return render_template("callbacks.html", columns=columns, now=now, takeable=TAKEABLE)
+    return render_template("callbacks.html", columns=columns, now=now, takeable=TAKEABLE, show=show)
 
 
 @bp.post("/callbacks/<int:callback_id>/take")
@@ -87,11 +98,11 @@ def take(callback_id: int) -> Any:
 @bp.post("/callbacks/<int:callback_id>/release")
 @login_required(*STAFF)
 def release(callback_id: int) -> Any:
-    op = current_operator()
+    op = signed_in_operator()
     callback = g.db.get(Callback, callback_id)
     if callback is None:
         abort(404)
-    if callback.claimed_by != op.id and op.role not in ("supervisor", "admin"):  # type: ignore[union-attr]
+    if callback.claimed_by != op.id and op.role not in ("supervisor", "admin"):
         abort(403)
     callback.claimed_by = None
     record_event(

@@ -16,9 +16,9 @@ import click
 @click.option("--workers", default=2, show_default=True)
 def web_cmd(port: int, host: str, workers: int) -> None:
     """Serve the operator console, the API and the Twilio webhooks."""
-    from intake.cli import settings_or_exit
+    from intake.cli import note_config_changes, settings_or_exit
 
-    settings_or_exit()
+    note_config_changes(settings_or_exit())
     os.execvp(
         sys.executable,
         [
@@ -33,6 +33,8 @@ def web_cmd(port: int, host: str, workers: int) -> None:
             f"{host}:{port}",
             "--access-logfile",
             "-",
+            "--config",
+            "python:web.gunicorn_conf",
             "web:create_app()",
         ],
     )

@@ -8,9 +8,21 @@ from typing import Any
 from flask import Flask, current_app, g
 from flask_babel import get_locale, get_translations
 
-from web.events import actor_label
+from intake.constants import LANGUAGES
+from web.events import (
+    actor_label,
+    call_status_label,
+    category_name,
+    decision_sentence,
+    department_name,
+    filesize,
+    ivr_path,
+    rule_then,
+    rule_when,
+    weekday_name,
+)
 from web.events import describe as describe_event
-from web.i18n import LANGUAGE_NAMES, LANGUAGES, current_language, init_babel
+from web.i18n import LANGUAGE_NAMES, current_language, init_babel
 from web.labels import LABELS
 
 
@@ -47,16 +59,38 @@ def _duration(seconds: int | float | None) -> str:
 
 
 def register_console(app: Flask) -> None:
-    from web import admin, auth, callbacks, queue, reports, residents, ticket
+    from web import (
+        admin,
+        auth,
+        callbacks,
+        incidents,
+        new_ticket,
+        queue,
+        reports,
+        residents,
+        ticket,
+    )
 
     settings = app.config["HOTLINE_SETTINGS"]
     init_babel(app, settings.data_dir / "translations")
-    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+    # install_gettext_callables comes with jinja2.ext.i18n, which Flask-Babel adds at run time.
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]  # see above
         _template_gettext, _template_ngettext, newstyle=True
     )
     auth.install(app)
     app.jinja_env.filters["local"] = _local
     app.jinja_env.filters["duration"] = _duration
+    app.jinja_env.filters["ivr_path"] = ivr_path
+    app.jinja_env.filters["filesize"] = filesize
+    app.jinja_env.globals["call_status_label"] = call_status_label
+    app.jinja_env.globals.update(
+        rule_when=rule_when,
+        rule_then=rule_then,
+        decision_sentence=decision_sentence,
+        weekday_name=weekday_name,
+        category_name_of=category_name,
+        department_name_of=department_name,
+    )
     app.jinja_env.globals.update(LABELS)
     app.jinja_env.globals["describe_event"] = describe_event
     app.jinja_env.globals["actor_label"] = actor_label
@@ -74,13 +108,19 @@ def register_console(app: Flask) -> None:
             context["counts"] = queue.waiting_counts()
         return context
 
+    from web import desk
+
+    desk.install(app)
     for blueprint in (
         auth.bp,
         queue.bp,
         ticket.bp,
+        new_ticket.bp,
         callbacks.bp,
         residents.bp,
         reports.bp,
         admin.bp,
+        incidents.bp,
     ):
         app.register_blueprint(blueprint)
+    incidents.install(app)

@@ -11,7 +11,7 @@ import base64
 import json
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,14 +21,12 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import BindParameter
 from werkzeug.datastructures import MultiDict
 
+from intake.constants import CHANNELS, OPEN_STATUSES, PRIORITIES, STATUSES
 from intake.models import Building, Department, Operator, Resident, Ticket, Unit, utcnow
-from intake.tickets import OPEN_STATUSES, STATUSES
+from intake.sla import AT_RISK_WINDOW
 
-CHANNELS = ("voice", "email", "sms", "web", "api", "open311")
-PRIORITIES = ("P1", "P2", "P3", "P4")
 SLA_STATES = ("at_risk", "breached")
 SORTS = ("urgency", "newest")
-AT_RISK_WINDOW = timedelta(hours=2)
 _MOMENT = Ticket.resolution_due_at.type
 FILTER_KEYS = (
     "status",
@@ -96,11 +94,11 @@ class QueueFilter:
 
     def apply(
         self,
-        query: Select[Any],
+        query: Select[*tuple[Any, ...]],
         operator: Operator | None,
         department_ids: Sequence[int] = (),
         now: datetime | None = None,
-    ) -> Select[Any]:
+    ) -> Select[*tuple[Any, ...]]:
         """The filter's conditions; `department_ids` are the ids of `self.departments`.
 
         Ids rather than a subquery on the codes: only with literal ids does PostgreSQL always
@@ -166,20 +164,22 @@ class QueueFilter:
             )
         return query
 
-    def order(self, query: Select[Any]) -> Select[Any]:
+    def order(self, query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
         if self.sort == "newest":
             return query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
         return query.order_by(
             Ticket.priority, Ticket.resolution_due_at.asc().nulls_last(), Ticket.id
         )
 
-    def after(self, query: Select[Any], cursor: str | None) -> Select[Any]:
+    def after(
+        self, query: Select[*tuple[Any, ...]], cursor: str | None
+    ) -> Select[*tuple[Any, ...]]:
         """Rows strictly after the cursor in this filter's order; the cursor's values are named
         parameters (`cursor_params`), so one statement serves every page of the same shape."""
         values = self.cursor_params(cursor)
         if not values:
             return query
-        ident = bindparam("after_id", values["after_id"])
+        ident: BindParameter[int] = bindparam("after_id", values["after_id"])
         if self.sort == "newest":
             created = bindparam("after_created", values["after_created"], type_=_MOMENT)
             return query.where(
@@ -188,7 +188,7 @@ class QueueFilter:
                     and_(Ticket.created_at == created, Ticket.id < ident),
                 )
             )
-        priority = bindparam("after_priority", values["after_priority"])
+        priority: BindParameter[str] = bindparam("after_priority", values["after_priority"])
         if "after_due" not in values:
             later_in_priority = and_(Ticket.resolution_due_at.is_(None), Ticket.id > ident)
         else:
@@ -235,7 +235,7 @@ class QueueFilter:
             self.sort,
         )
 
-    def cursor_for(self, ticket: Ticket | Row[Any]) -> str:
+    def cursor_for(self, ticket: Ticket | Row[*tuple[Any, ...]]) -> str:
         if self.sort == "newest":
             key: list[Any] = [ticket.created_at.isoformat(), ticket.id]
         else:
@@ -302,7 +302,7 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
         return None
 
 
-def with_names(query: Select[Any], unit_id: Any) -> Select[Any]:
+def with_names(query: Select[*tuple[Any, ...]], unit_id: Any) -> Select[*tuple[Any, ...]]:
     """The ticket joined to what a list shows by name: its department, assignee, resident, and the
     unit (`unit_id`: the ticket's own or its resident's) with its building, each optional."""
     return (
@@ -315,20 +315,20 @@ def with_names(query: Select[Any], unit_id: Any) -> Select[Any]:
     )
 
 
-_STATEMENTS: dict[Hashable, Select[Any]] = {}
+_STATEMENTS: dict[Hashable, Select[*tuple[Any, ...]]] = {}
 STATEMENTS_KEPT = 512
 
 
 def page(
     connection: Connection,
-    build: Callable[[], Select[Any]],
+    build: Callable[[], Select[*tuple[Any, ...]]],
     flt: QueueFilter,
     cursor: str | None,
     size: int,
     *,
     key: Hashable,
     now: datetime | None = None,
-) -> tuple[Sequence[Row[Any]], str | None]:
+) -> tuple[Sequence[Row[*tuple[Any, ...]]], str | None]:
     """One page of rows and the cursor of the next page (None on the last page).
 
     `build()` gives the filtered query; it runs once per `key` (what besides the filter shapes

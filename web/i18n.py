@@ -14,8 +14,10 @@ from babel.messages.pofile import read_po
 from flask import Flask, g, request, session
 from flask_babel import Babel
 
+from intake.constants import LANGUAGES
+from web.signed_in import current_operator
+
 TRANSLATIONS = Path(__file__).with_name("translations")
-LANGUAGES = ("zh-Hant", "zh-Hans", "en")
 LANGUAGE_NAMES = {"zh-Hant": "繁體中文", "zh-Hans": "简体中文", "en": "English"}
 DEFAULT_LANGUAGE = "zh-Hant"
 
@@ -58,8 +60,6 @@ def _writable(path: Path) -> bool:
 
 def current_language() -> str:
     """The operator's own language; before sign-in, the one picked on the login page."""
-    from web.auth import current_operator
-
     operator = current_operator() if "db" in g else None
     if operator is not None and operator.language in LANGUAGES:
         return str(operator.language)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from flask import Response
+from flask import Flask, Response
 from flask.json.provider import JSONProvider
 from werkzeug.http import http_date
 
@@ -43,4 +43,6 @@ class OrjsonProvider(JSONProvider):
     def response(self, *args: Any, **kwargs: Any) -> Response:
         obj = self._prepare_response_obj(args, kwargs)
         body = orjson.dumps(obj, default=_default, option=OPTIONS | orjson.OPT_APPEND_NEWLINE)
-        return self._app.response_class(body, mimetype=self.mimetype)
+        app = self._app
+        assert isinstance(app, Flask)  # JSONProvider types it as the sansio App
+        return app.response_class(body, mimetype=self.mimetype)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from functools import cache
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from flask import (
@@ -23,6 +23,7 @@ from flask import (
 from flask_babel import gettext as _
 from sqlalchemy import Row, Select, bindparam, func, select
 
+from intake.constants import CHANNELS, PRIORITIES, STATUSES
 from intake.models import (
     Building,
     Callback,
@@ -34,23 +35,17 @@ from intake.models import (
     Unit,
     utcnow,
 )
-from intake.tickets import STATUSES
-from web.app import read_only
+from intake.sla import sla_of
 from web.auth import STAFF, current_operator, login_required, visible_tickets
-from web.filters import (
-    AT_RISK_WINDOW,
-    CHANNELS,
-    MAX_CURSOR_ID,
-    PRIORITIES,
-    QueueFilter,
-    page,
-    with_names,
-)
+from web.db import read_only
+from web.filters import MAX_CURSOR_ID, QueueFilter, page, with_names
 from web.i18n import current_language
-from web.labels import channel_labels, sla_labels, status_labels
+from web.labels import channel_labels, sla_labels, status_labels, time_left
 from web.lookups import department_ids
+from web.signed_in import signed_in_operator
 
 bp = Blueprint("queue", __name__)
+DONE = ("resolved", "closed")
 PAGE_SIZE = 50
 MAX_WATCHED = 200
 DEPARTMENT_NAMES = {"zh-Hans": Department.name_zh_hans, "en": Department.name_en}
@@ -74,13 +69,9 @@ class QueueRow(NamedTuple):
     sla: str
     sla_label: str
     created: str
-
-
-class SlaFields(Protocol):
-    status: str
-    first_responded_at: datetime | None
-    first_response_due_at: datetime | None
-    resolution_due_at: datetime | None
+    left: str
+    status_code: str
+    incident: int | None = None
 
 
 def _counters() -> list[Any]:
@@ -98,12 +89,12 @@ def _counters() -> list[Any]:
 
 
 @cache
-def _counts_query() -> Select[Any]:
+def _counts_query() -> Select[*tuple[Any, ...]]:
     return select(*_counters())
 
 
 @cache
-def _counts_and_newest_query() -> Select[Any]:
+def _counts_and_newest_query() -> Select[*tuple[Any, ...]]:
     """The queue page's counters and the newest ticket's id (where "N new" counts from)."""
     return select(*_counters(), select(func.max(Ticket.id)).scalar_subquery().label("newest"))
 
@@ -113,11 +104,11 @@ def waiting_counts() -> dict[str, int]:
     if "waiting_counts" not in g:
         row = g.db.connection().execute(_counts_query(), {"now": utcnow()}).one()
         g.waiting_counts = dict(row._mapping)
-    return g.waiting_counts  # type: ignore[no-any-return]
+    return g.waiting_counts
 
 
 @cache
-def queue_query(language: str) -> Select[Any]:
+def queue_query(language: str) -> Select[*tuple[Any, ...]]:
     """Exactly the columns the queue shows, with the names they need, in one statement.
 
     Built once per language: a statement is immutable, and building it costs more than running it.
@@ -142,12 +133,15 @@ def queue_query(language: str) -> Select[Any]:
             Building.code.label("building"),
             Unit.label.label("unit"),
             Operator.name.label("assignee"),
+            Ticket.incident_id,
         ),
         Ticket.unit_id,
     )
 
 
-def queue_rows(rows: Sequence[Row[Any]], language: str, now: datetime) -> list[QueueRow]:
+def queue_rows(
+    rows: Sequence[Row[*tuple[Any, ...]]], language: str, now: datetime
+) -> list[QueueRow]:
     """Labels, names and local times worked out once per row, not once per template lookup."""
     config = current_app.config["HOTLINE_SETTINGS"].config
     tz = config.timezone
@@ -176,6 +170,7 @@ def queue_rows(rows: Sequence[Row[Any]], language: str, now: datetime) -> list[Q
         building,
         unit,
         assignee,
+        incident,
     ) in rows:
         sla = sla_of(status, first_responded_at, first_response_due_at, resolution_due_at, now)
         out.append(
@@ -195,6 +190,9 @@ def queue_rows(rows: Sequence[Row[Any]], language: str, now: datetime) -> list[Q
                 sla=sla,
                 sla_label=slas.get(sla, sla),
                 created=_minutes(created_at, tz),
+                incident=incident,
+                left=time_left(resolution_due_at, now) if status not in DONE else "",
+                status_code=status,
             )
         )
     return out
@@ -299,7 +297,7 @@ def poll() -> Any:
 @bp.post("/views")
 @login_required()
 def save_view() -> Any:
-    op = current_operator()
+    op = signed_in_operator()
     name = (request.form.get("name") or "").strip()[:100]
     if not name:
         flash(_("A saved view needs a name."), "error")
@@ -307,9 +305,9 @@ def save_view() -> Any:
     query = QueueFilter.from_args(request.form).to_query_string()
     view = g.db.scalar(
         select(SavedView).where(SavedView.operator_id == op.id, SavedView.name == name)
-    )  # type: ignore[union-attr]
+    )
     if view is None:
-        view = SavedView(operator_id=op.id, name=name)  # type: ignore[union-attr]
+        view = SavedView(operator_id=op.id, name=name)
         g.db.add(view)
     view.query = query
     g.db.commit()
@@ -321,37 +319,8 @@ def save_view() -> Any:
 @login_required()
 def delete_view(view_id: int) -> Any:
     view = g.db.get(SavedView, view_id)
-    if view is None or view.operator_id != current_operator().id:  # type: ignore[union-attr]
+    if view is None or view.operator_id != signed_in_operator().id:
         abort(404)
     g.db.delete(view)
     g.db.commit()
     return redirect(url_for("queue.index"))
-
-
-def sla_state(ticket: SlaFields, now: datetime) -> str:
-    """`breached`, `at_risk` or `ok` for the queue's colour and the ticket's clocks."""
-    return sla_of(
-        ticket.status,
-        ticket.first_responded_at,
-        ticket.first_response_due_at,
-        ticket.resolution_due_at,
-        now,
-    )
-
-
-def sla_of(
-    status: str,
-    first_responded_at: datetime | None,
-    first_response_due_at: datetime | None,
-    resolution_due_at: datetime | None,
-    now: datetime,
-) -> str:
-    if status in ("resolved", "closed"):
-        return "ok"
-    dues = [resolution_due_at]
-    if first_responded_at is None:
-        dues.append(first_response_due_at)
-    soonest = min((d for d in dues if d is not None), default=None)
-    if soonest is None or soonest >= now + AT_RISK_WINDOW:
-        return "ok"
-    return "breached" if soonest < now else "at_risk"

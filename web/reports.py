@@ -7,24 +7,42 @@ import io
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request
 from flask_babel import gettext as _
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 
+from intake import audit, incidents, rollup
 from intake.clock import utcnow
 from intake.config import HotlineConfig
-from intake.models import Building, Call, Department, Ticket, Unit
-from web.auth import MANAGERS, STAFF, login_required
+from intake.desk import call_figures
+from intake.models import Building, Department, DeskCall, Interaction, Ticket, Unit
+from web.auth import MANAGERS, STAFF, login_required, who
 from web.charts import bars, stacked_bars
 from web.labels import channel_label
 
 bp = Blueprint("reports", __name__)
-ABANDONED = ("no-answer", "canceled", "busy", "abandoned")
-REPORTS = ("volume", "hotspots", "repeats", "sla", "satisfaction", "abandoned")
+REPORTS = (
+    "volume",
+    "hotspots",
+    "repeats",
+    "sla",
+    "satisfaction",
+    "abandoned",
+    "desk",
+    "incidents",
+)
+DESK_COLUMNS = (
+    "offered",
+    "answered",
+    "abandoned",
+    "service_level",
+    "asa_seconds",
+    "aht_seconds",
+)
 
 
 @dataclass
@@ -43,7 +61,18 @@ class ReportData:
     resolution_minutes: dict[str, float | None]
     satisfaction: list[tuple[str, float, int]]
     abandoned_by_hour: list[int]
+    repeat_window_days: int = 30
+    live_days: int = 0  # days read from `ticket` rather than the roll-up
+    # The operators' desk per local day and for the whole period, as the wallboard counts them.
+    desk_days: list[tuple[date, dict[str, Any]]] = field(default_factory=list)
+    desk_total: dict[str, Any] = field(default_factory=dict)
+    # Incidents started in the period (`intake.incidents.statistics`).
+    incidents: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def missed_calls(self) -> int:
+        return sum(self.abandoned_by_hour)
 
 
 def _bounds(start: date, end: date, config: HotlineConfig) -> tuple[datetime, datetime]:
@@ -63,107 +92,176 @@ def _summary(values: list[float]) -> dict[str, float | None]:
     }
 
 
+def _hour(column: Any, dialect: str) -> Any:
+    """The hour a moment falls in: local days and hours are worked out from it in Python, so the
+    grouping is exact in any time zone with whole-hour offsets."""
+    if dialect == "postgresql":
+        return func.date_trunc("hour", column)
+    return func.strftime("%Y-%m-%d %H", column)
+
+
+def _days_before(column: Any, days: int, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return column - func.make_interval(0, 0, 0, days)
+    return func.strftime("%Y-%m-%d %H:%M:%f", column, f"-{days} days")
+
+
+def _local_hour(bucket: str | datetime, tz: Any) -> datetime:
+    if isinstance(bucket, datetime):
+        return bucket.astimezone(tz)
+    return datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=UTC).astimezone(tz)
+
+
+def desk_by_day(
+    session: Session, days: list[date], config: HotlineConfig
+) -> tuple[list[tuple[date, dict[str, Any]]], dict[str, Any]]:
+    """Desk calls per local day that had any, and for the whole period (`intake.desk`'s
+    definitions: offered, answered, abandoned, service level, ASA, AHT)."""
+    since, until = _bounds(days[0], days[-1], config)
+    calls = session.execute(
+        select(
+            DeskCall.id,
+            DeskCall.status,
+            DeskCall.entered_at,
+            DeskCall.answered_at,
+            DeskCall.ended_at,
+            DeskCall.talk_seconds,
+            DeskCall.wrap_seconds,
+        ).where(DeskCall.entered_at >= since, DeskCall.entered_at < until)
+    ).all()
+    settings = config.voice.desk
+    by_day: dict[date, list[Any]] = defaultdict(list)
+    for call in calls:
+        by_day[call.entered_at.astimezone(config.timezone).date()].append(call)
+    per_day = [(day, call_figures(by_day[day], settings)) for day in days if day in by_day]
+    return per_day, call_figures(calls, settings)
+
+
+def _pct(met: int, missed: int) -> float | None:
+    return round(100 * met / (met + missed), 1) if met + missed else None
+
+
 def build_report(
-    session: Session, start: date, end: date, config: HotlineConfig, language: str
+    session: Session,
+    start: date,
+    end: date,
+    config: HotlineConfig,
+    language: str,
+    now: datetime | None = None,
+    *,
+    live: bool = False,
 ) -> ReportData:
-    """Every figure of the dashboard for local days start..end (inclusive)."""
+    """Every figure of the dashboard for local days start..end (inclusive).
+
+    Ticket figures come from the daily roll-up for whole past days and from `ticket` for the rest
+    (`intake.rollup`; every day with `live`). A ticket counts towards SLA attainment once its
+    clock is decided: answered (met when in time) or its due time passed unanswered (missed); the
+    ones still running are counted apart. A hot spot counts each incident once, however many
+    tickets it grouped.
+    """
+    now = now or utcnow()
     since, until = _bounds(start, end, config)
     tz = config.timezone
-    rows = session.execute(
-        select(
-            Ticket.id,
-            Ticket.channel,
-            Ticket.category,
-            Ticket.created_at,
-            Ticket.first_response_due_at,
-            Ticket.first_responded_at,
-            Ticket.resolution_due_at,
-            Ticket.resolved_at,
-            Ticket.satisfaction,
-            Ticket.department_id,
-            Ticket.unit_id,
-        ).where(
-            Ticket.created_at >= since, Ticket.created_at < until, Ticket.merged_into_id.is_(None)
-        )
-    ).all()
+    dialect = session.get_bind().dialect.name
+    totals = rollup.period_totals(session, start, end, config, now, live=live)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     day_index = {d: i for i, d in enumerate(days)}
     volume: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
-    units = {
-        u.id: (b.code, u.label)
-        for u, b in session.execute(
-            select(Unit, Building).join(Building, Unit.building_id == Building.id)
-        )
-    }
+    for (day, channel), n in totals.volume.items():
+        if n and day in day_index:
+            volume[channel][day_index[day]] += n
+    total = sum(totals.volume.values())
+
+    buildings = {b.id: b.name for b in session.scalars(select(Building))}
     hotspots: Counter[tuple[str, str]] = Counter()
-    per_unit: Counter[tuple[str, str]] = Counter()
-    first_times, resolve_times = [], []
-    fr_met = fr_total = res_met = res_total = 0
-    sat: dict[int | None, list[int]] = defaultdict(list)
-    for r in rows:
-        local_day = r.created_at.astimezone(tz).date()
-        if local_day in day_index:
-            volume[r.channel][day_index[local_day]] += 1
-        building = units[r.unit_id][0] if r.unit_id in units else "—"
-        hotspots[(r.category, building)] += 1
-        if r.unit_id in units:
-            per_unit[(" ".join(units[r.unit_id]), r.category)] += 1
-        if r.first_responded_at:
-            first_times.append((r.first_responded_at - r.created_at).total_seconds() / 60)
-        if r.resolved_at:
-            resolve_times.append((r.resolved_at - r.created_at).total_seconds() / 60)
-        if r.first_response_due_at:
-            fr_total += 1
-            fr_met += bool(r.first_responded_at and r.first_responded_at <= r.first_response_due_at)
-        if r.resolution_due_at and (r.resolved_at or r.resolution_due_at < until):
-            res_total += 1
-            res_met += bool(r.resolved_at and r.resolved_at <= r.resolution_due_at)
-        if r.satisfaction:
-            sat[r.department_id].append(r.satisfaction)
-    departments = {d.id: d.name(language) for d in session.scalars(select(Department))}
-    abandoned = [0] * 24
-    for started, status, meta in session.execute(
-        select(Call.started_at, Call.status, Call.meta).where(
-            Call.started_at >= since, Call.started_at < until, Call.direction == "inbound"
+    for (category, building_id), n in (totals.unlinked + totals.incidents).items():
+        if n:
+            hotspots[(category, buildings.get(building_id, "—") if building_id else "—")] += n
+
+    window, repeat_categories = config.reports.repeat_window_days, config.reports.repeat_categories
+    in_period = [
+        Ticket.created_at >= since,
+        Ticket.created_at < until,
+        Ticket.merged_into_id.is_(None),
+    ]
+    earlier = aliased(Ticket)
+    follows = (
+        select(earlier.id)
+        .where(
+            earlier.unit_id == Ticket.unit_id,
+            earlier.category.in_(repeat_categories),
+            earlier.merged_into_id.is_(None),
+            earlier.created_at < Ticket.created_at,
+            earlier.created_at >= _days_before(Ticket.created_at, window, dialect),
         )
+        .exists()
+    )
+    repeats = [
+        (f"{buildings.get(building_id, '—')} {label}", category, n)
+        for building_id, label, category, n in session.execute(
+            select(Unit.building_id, Unit.label, Ticket.category, func.count())
+            .join(Unit, Ticket.unit_id == Unit.id)
+            .where(*in_period, Ticket.category.in_(repeat_categories), follows)
+            .group_by(Unit.building_id, Unit.label, Ticket.category)
+        )
+    ]
+
+    clocks = totals.clocks
+    fr_running, res_running = totals.first_response_running, totals.resolution_running
+    fr_met = clocks["first_response_met"]
+    fr_missed = clocks["first_response_late"] + clocks["first_response_open"] - fr_running
+    res_met = clocks["resolution_met"]
+    res_missed = clocks["resolution_late"] + clocks["resolution_open"] - res_running
+
+    departments = {d.id: d.name(language) for d in session.scalars(select(Department))}
+    satisfaction = [
+        (departments.get(dept_id, "—") if dept_id else "—", round(score / n, 2), n)
+        for dept_id, (score, n) in totals.satisfaction.items()
+        if n
+    ]
+
+    abandoned = [0] * 24
+    missed_hour = _hour(Interaction.created_at, dialect)
+    for bucket, n in session.execute(
+        select(missed_hour, func.count())
+        .where(
+            Interaction.kind == "missed_call",
+            Interaction.created_at >= since,
+            Interaction.created_at < until,
+        )
+        .group_by(missed_hour)
     ):
-        if status in ABANDONED or (meta or {}).get("abandoned"):
-            abandoned[started.astimezone(tz).hour] += 1
+        abandoned[_local_hour(bucket, tz).hour] += n
+    desk_days, desk_total = desk_by_day(session, days, config)
     return ReportData(
         start=start,
         end=end,
         days=days,
-        volume=dict(volume),
-        total=len(rows),
+        volume=dict(sorted(volume.items())),  # channels in one order: same colours every time
+        total=total,
         hotspots=dict(hotspots),
         categories=sorted({c for c, _b in hotspots}),
         buildings=sorted({b for _c, b in hotspots}),
-        repeats=sorted(
-            ((unit, cat, n) for (unit, cat), n in per_unit.items() if n >= 2),
-            key=lambda x: (-x[2], x[0]),
-        ),
+        repeats=sorted(repeats, key=lambda x: (-x[2], x[0])),
         sla={
             "first_response_met": fr_met,
-            "first_response_total": fr_total,
-            "first_response_pct": round(100 * fr_met / fr_total, 1) if fr_total else None,
+            "first_response_missed": fr_missed,
+            "first_response_running": fr_running,
+            "first_response_pct": _pct(fr_met, fr_missed),
             "resolution_met": res_met,
-            "resolution_total": res_total,
-            "resolution_pct": round(100 * res_met / res_total, 1) if res_total else None,
+            "resolution_missed": res_missed,
+            "resolution_running": res_running,
+            "resolution_pct": _pct(res_met, res_missed),
         },
-        first_response_minutes=_summary(first_times),
-        resolution_minutes=_summary(resolve_times),
-        satisfaction=sorted(
-            (
-                (
-                    departments.get(dept_id, "—") if dept_id else "—",
-                    round(statistics.fmean(v), 2),
-                    len(v),
-                )
-                for dept_id, v in sat.items()
-            ),
-            key=lambda x: -x[1],
-        ),
+        first_response_minutes=_summary(totals.first_response_minutes),
+        resolution_minutes=_summary(totals.resolution_minutes),
+        satisfaction=sorted(satisfaction, key=lambda x: (-x[1], x[0])),
         abandoned_by_hour=abandoned,
+        repeat_window_days=window,
+        live_days=len(totals.live_days),
+        desk_days=desk_days,
+        desk_total=desk_total,
+        incidents=incidents.statistics(session, since, until),
     )
 
 
@@ -214,7 +312,7 @@ def _charts(data: ReportData, config: HotlineConfig, language: str) -> dict[str,
         "abandoned": bars(
             [f"{h:02d}" for h in range(24)],
             [float(x) for x in data.abandoned_by_hour],
-            _("Abandoned calls by hour"),
+            _("Missed calls by hour"),
         ),
     }
 
@@ -251,8 +349,8 @@ def monthly() -> Any:
 
     config = current_app.config["HOTLINE_SETTINGS"].config
     language = current_language()
-    last_month = utcnow().astimezone(config.timezone).date().replace(day=1) - timedelta(days=1)
-    start, end = _period(last_month.strftime("%Y-%m"))
+    this_month = utcnow().astimezone(config.timezone).date()
+    start, end = _period(this_month.strftime("%Y-%m"))
     data = build_report(g.db, start, end, config, language)
     return render_template(
         "dashboard.html",
@@ -274,8 +372,9 @@ def export(name: str) -> Any:
     if name not in REPORTS:
         abort(404)
     config = current_app.config["HOTLINE_SETTINGS"].config
+    language = current_language()
     start, end = _period()
-    data = build_report(g.db, start, end, config, current_language())
+    data = build_report(g.db, start, end, config, language)
     out = io.StringIO()
     writer = csv.writer(out)
     if name == "volume":
@@ -286,11 +385,12 @@ def export(name: str) -> Any:
             writer.writerow([day.isoformat(), *counts, sum(counts)])
     elif name == "hotspots":
         writer.writerow(["category", "building", "tickets"])
-        for (cat, building), n in sorted(data.hotspots.items(), key=lambda x: -x[1]):
-            writer.writerow([cat, building, n])
+        for (cat, building), n in sorted(data.hotspots.items(), key=lambda x: (-x[1], x[0])):
+            writer.writerow([_category_name(cat, config, language), building, n])
     elif name == "repeats":
-        writer.writerow(["unit", "category", "tickets"])
-        writer.writerows(data.repeats)
+        writer.writerow(["unit", "category", f"repeats_within_{data.repeat_window_days}_days"])
+        for unit, cat, n in data.repeats:
+            writer.writerow([unit, _category_name(cat, config, language), n])
     elif name == "sla":
         writer.writerow(["measure", "value"])
         for key, value in data.sla.items():
@@ -302,10 +402,32 @@ def export(name: str) -> Any:
     elif name == "satisfaction":
         writer.writerow(["department", "average", "responses"])
         writer.writerows(data.satisfaction)
+    elif name == "incidents":
+        writer.writerow(["measure", "value"])
+        for key, value in data.incidents.items():
+            writer.writerow([key, "" if value is None else value])
+    elif name == "desk":
+        threshold = data.desk_total["service_level_seconds"]
+        writer.writerow(
+            [
+                "day",
+                *[
+                    f"service_level_within_{threshold}s" if c == "service_level" else c
+                    for c in DESK_COLUMNS
+                ],
+            ]
+        )
+        labelled = [(d.isoformat(), f) for d, f in data.desk_days]
+        for label, figures in [*labelled, ("total", data.desk_total)]:
+            writer.writerow(
+                [label, *["" if figures[c] is None else figures[c] for c in DESK_COLUMNS]]
+            )
     else:
-        writer.writerow(["hour", "abandoned_calls"])
+        writer.writerow(["hour", "missed_calls"])
         writer.writerows(enumerate(data.abandoned_by_hour))
     filename = f"{name}-{start.isoformat()}-{end.isoformat()}.csv"
+    audit.record(g.db, "report_exported", **who(), target=name, start=str(start), end=str(end))
+    g.db.commit()
     return Response(
         "\ufeff" + out.getvalue(),
         mimetype="text/csv",

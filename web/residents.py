@@ -22,9 +22,12 @@ from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
+from intake import audit
 from intake.models import Building, ContactPoint, Interaction, Resident, Ticket, Unit
-from intake.residents import CSV_COLUMNS, import_residents
-from web.auth import MANAGERS, STAFF, login_required, visible_tickets
+from intake.residents import CSV_COLUMNS, RowError, import_residents
+from voice.languages import menu_languages
+from web.auth import MANAGERS, STAFF, login_required, visible_tickets, who
+from web.i18n import LANGUAGES
 
 bp = Blueprint("residents", __name__)
 PAGE_SIZE = 100
@@ -101,13 +104,59 @@ def show(resident_id: int) -> Any:
     by_channel = dict(
         g.db.execute(
             select(Interaction.channel, func.count())
-            .where(Interaction.ticket_id.in_([t.id for t in tickets] or [0]))
+            .where(
+                Interaction.ticket_id.in_([t.id for t in tickets] or [0]),
+                Interaction.direction == "in",  # what the resident sent, not what was sent out
+            )
             .group_by(Interaction.channel)
         ).all()
     )
     return render_template(
-        "resident.html", resident=resident, tickets=tickets, by_channel=by_channel
+        "resident.html",
+        resident=resident,
+        tickets=tickets,
+        by_channel=by_channel,
+        written_languages=LANGUAGES,
+        spoken_languages=[
+            lang.key for lang in menu_languages(current_app.config["HOTLINE_SETTINGS"].config)
+        ],
     )
+
+
+@bp.post("/residents/<int:resident_id>/preferences")
+@login_required(*STAFF)
+def preferences(resident_id: int) -> Any:
+    """What a resident asked for on the phone or at the desk: the script we write in, the variety
+    they hear on the phone, and whether planned-works notices reach them (incidents always do)."""
+    resident = g.db.get(Resident, resident_id)
+    if resident is None:
+        abort(404)
+    spoken_choices = {
+        lang.key for lang in menu_languages(current_app.config["HOTLINE_SETTINGS"].config)
+    }
+    written = request.form.get("language", "")
+    spoken = request.form.get("spoken_language", "")
+    if written not in LANGUAGES or (spoken and spoken not in spoken_choices):
+        abort(400, description=_("Choose a language from the list."))
+    wanted = {
+        "language": written,
+        "spoken_language": spoken or None,
+        "notices_opt_out": request.form.get("notices") == "urgent_only",
+    }
+    changed = {
+        field: (getattr(resident, field), value)
+        for field, value in wanted.items()
+        if getattr(resident, field) != value
+    }
+    if changed:
+        for field, (_before, value) in changed.items():
+            setattr(resident, field, value)
+        audit.record(
+            g.db, "resident_changed", **who(), target=f"resident {resident.id}", changed=changed
+        )
+        g.db.commit()
+        flash(_("Saved."), "ok")
+    return redirect(url_for("residents.show", resident_id=resident.id))
 
 
 def _rows(text: str) -> tuple[list[dict[str, str]], list[str]]:
@@ -122,6 +171,33 @@ def _rows(text: str) -> tuple[list[dict[str, str]], list[str]]:
         problems.append(_("Unknown columns: %(cols)s", cols=", ".join(unknown)))
     rows = [{(k or "").strip(): (v or "") for k, v in row.items() if k} for row in reader]
     return rows, problems
+
+
+def row_error_text(err: RowError) -> str:
+    """A CSV line's problem in the operator's language."""
+    params = dict(err.params)
+    value = params.get("value", "")
+    if err.code == "name_empty":
+        return _("The name is empty.")
+    if err.code == "language_unknown":
+        return _(
+            "Language “%(value)s” is not one of %(allowed)s.",
+            value=value,
+            allowed=_(", ").join(params.get("allowed", "").split(", ")),
+        )
+    if err.code == "phone_invalid":
+        return _("“%(value)s” is not a valid phone number.", value=value)
+    if err.code == "email_invalid":
+        return _("“%(value)s” is not an email address.", value=value)
+    if err.code == "contact_missing":
+        return _("Give a phone number or an email address.")
+    if err.code == "building_unit_pair":
+        return _("Give both the building and the unit, or neither.")
+    if err.code == "duplicate":
+        return _("%(value)s is also on line %(line)s.", value=value, line=params.get("line", ""))
+    if err.code == "email_taken":
+        return _("%(value)s already belongs to another resident.", value=value)
+    return err.message
 
 
 def _decode(data: bytes) -> str | None:
@@ -178,7 +254,7 @@ def import_csv() -> Any:
     g.db.rollback()
     errors_by_line: dict[int, list[str]] = {}
     for err in report.errors:
-        errors_by_line.setdefault(err.line, []).append(err.message)
+        errors_by_line.setdefault(err.line, []).append(row_error_text(err))
     return render_template(
         "residents_import.html",
         columns=CSV_COLUMNS,

@@ -27,6 +27,7 @@ from sqlalchemy.orm import selectinload
 
 from intake import lifecycle
 from intake.callbacks import schedule_callback
+from intake.constants import PRIORITIES, STATUSES
 from intake.models import (
     Attachment,
     Building,
@@ -44,23 +45,29 @@ from intake.models import (
 from intake.phones import normalize_phone
 from intake.phrases import render
 from intake.replies import queue_reply
+from intake.sla import sla_state
 from intake.tickets import (
-    STATUSES,
     change_category,
     change_department,
     change_priority,
     enqueue_after_commit,
     record_event,
 )
-from web.auth import STAFF, actor, can_see, current_operator, login_required, visible_tickets
+from web.auth import (
+    STAFF,
+    actor,
+    can_see,
+    current_operator,
+    login_required,
+    visible_tickets,
+)
 from web.files import safe_content_type, stored_path
-from web.labels import status_label
+from web.labels import status_label, time_left
 from web.phrases import canned_replies, is_canned, render_canned
-from web.queue import sla_state
 from web.sanitize import sanitize_email_html, split_quoted_text
+from web.signed_in import signed_in_operator
 
 bp = Blueprint("ticket", __name__)
-PRIORITIES = ("P1", "P2", "P3", "P4")
 TICKET_CSP = (
     "default-src 'self'; img-src 'self' data: https: http:; media-src 'self'; "
     "style-src 'self' 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'; "
@@ -94,15 +101,38 @@ def load_ticket(ref: str) -> Ticket:
     return ticket
 
 
+# Events whose story another entry already tells: the message, the note or the callback itself.
+SHOWN_ELSEWHERE = frozenset({"interaction_added", "note_added", "callback_scheduled"})
+
+
 def _timeline(ticket: Ticket) -> list[Entry]:
+    """One entry per message, call, note, callback and meaningful change, oldest first.
+
+    A sent email is on the timeline once, as the interaction the sender wrote; its outbox row
+    shows only while it is not sent (queued, kept back, failed).
+    """
     entries = [Entry(i.created_at, "interaction", i) for i in ticket.interactions]
-    entries += [Entry(e.created_at, "event", e) for e in ticket.events]
+    entries += [
+        Entry(e.created_at, "event", e) for e in ticket.events if e.kind not in SHOWN_ELSEWHERE
+    ]
     entries += [Entry(c.created_at, "callback", c) for c in ticket.callbacks]
+    sent = {i.meta.get("outgoing_id") for i in ticket.interactions if i.meta}
+    interactions = {i.id for i in ticket.interactions}
     entries += [
         Entry(m.created_at, "outgoing", m)
         for m in g.db.scalars(select(OutgoingMessage).where(OutgoingMessage.ticket_id == ticket.id))
+        if m.id not in sent and m.interaction_id not in interactions
     ]
-    return sorted(entries, key=lambda e: (e.at, {"interaction": 0, "outgoing": 1}.get(e.kind, 2)))
+    return sorted(entries, key=lambda e: (e.at, _rank(e)))
+
+
+def _rank(entry: Entry) -> int:
+    """Within one second: opened, what came in, what the system did, what went out."""
+    if entry.kind == "event":
+        return 0 if entry.item.kind == "created" else 2
+    if entry.kind == "interaction":
+        return 3 if entry.item.direction == "out" else 1
+    return 3 if entry.kind == "outgoing" else 2
 
 
 def _calls(ticket: Ticket) -> dict[str, Call]:
@@ -130,7 +160,13 @@ def _clock(due: datetime | None, done: datetime | None, now: datetime) -> dict[s
     reference = done or now
     late = reference > due
     minutes = int(abs((due - reference).total_seconds()) // 60)
-    return {"due": due, "done": done, "late": late, "minutes": minutes}
+    return {
+        "due": due,
+        "done": done,
+        "late": late,
+        "minutes": minutes,
+        "text": time_left(due, reference),
+    }
 
 
 def _contacts(ticket: Ticket) -> tuple[str | None, str | None]:
@@ -203,12 +239,6 @@ def show(ref: str) -> Any:
     )
     # Remote images are parked behind data-remote-src; the operator's click may then load them.
     return page, 200, {"Content-Security-Policy": TICKET_CSP}
-
-
-def _staff_only() -> None:
-    op = current_operator()
-    if op is None or op.role not in STAFF:
-        abort(403)
 
 
 def _back(ticket: Ticket) -> Any:
@@ -350,8 +380,8 @@ def _assign(ticket: Ticket, value: str) -> None:
 @login_required(*STAFF)
 def take(ref: str) -> Any:
     ticket = load_ticket(ref)
-    op = current_operator()
-    _assign(ticket, str(op.id))  # type: ignore[union-attr]
+    op = signed_in_operator()
+    _assign(ticket, str(op.id))
     lifecycle.start_work(g.db, ticket, actor=actor())
     g.db.commit()
     return _back(ticket)

@@ -10,14 +10,19 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 from intake import clock
 from intake.calendar import after_quiet_hours
 from intake.callbacks import callback_preferred_span, next_allowed_time, retry_due_time
 from intake.config import HotlineConfig
+from intake.db import rowcount
 from intake.models import Call, Callback, CallbackAttempt, ContactPoint, Ticket, utcnow
 from intake.tickets import enqueue_after_commit, record_event
 from worker.context import config, sessions, settings
@@ -37,7 +42,7 @@ MAX_DIAL_ERRORS = 8
 SILENT_AFTER = timedelta(minutes=20)
 
 
-def _redis():  # type: ignore[no-untyped-def]
+def _redis() -> Redis | None:
     from worker.queues import redis_connection
 
     try:
@@ -311,16 +316,18 @@ def callback_call_ended(attempt_id: int, call_status: str, answered_by: str | No
         if attempt is None:
             return "no such attempt"
         outcome = outcome_for(call_status, answered_by)
-        ended = session.execute(
-            update(CallbackAttempt)
-            .where(CallbackAttempt.id == attempt_id, CallbackAttempt.status != "ended")
-            .values(
-                status="ended",
-                outcome=func.coalesce(CallbackAttempt.outcome, outcome),
-                ended_at=now,
+        ended = rowcount(
+            session.execute(
+                update(CallbackAttempt)
+                .where(CallbackAttempt.id == attempt_id, CallbackAttempt.status != "ended")
+                .values(
+                    status="ended",
+                    outcome=func.coalesce(CallbackAttempt.outcome, outcome),
+                    ended_at=now,
+                )
+                .execution_options(synchronize_session=False)
             )
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         if not ended:
             session.rollback()
             return "already recorded"
@@ -350,8 +357,7 @@ def callback_call_ended(attempt_id: int, call_status: str, answered_by: str | No
             cb.status, cb.outcome = "done", cb.outcome or outcome
             session.commit()
             return f"callback {cb.id} done: {cb.outcome}"
-        retry_voicemail = bool(cfg.callbacks.get("retry_after_voicemail", True))
-        if outcome == "voicemail_left" and not retry_voicemail:
+        if outcome == "voicemail_left" and not cfg.callbacks.retry_after_voicemail:
             cb.status, cb.outcome = "done", outcome
             session.commit()
             return f"callback {cb.id} done: voicemail left"
@@ -429,12 +435,16 @@ def _finish(
 
 def _follow_up_by_email(session: Session, callback_id: int, now: datetime) -> str:
     """A resident reachable by email only gets the follow-up questions by email, one click each."""
-    claimed = session.execute(
-        update(Callback)
-        .where(Callback.id == callback_id, Callback.status == "scheduled")
-        .values(status="done", outcome="emailed", attempts=Callback.attempts + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    claimed = rowcount(
+        session.execute(
+            update(Callback)
+            .where(Callback.id == callback_id, Callback.status == "scheduled")
+            .values(
+                status="done", outcome="emailed", attempts=Callback.attempts + 1, updated_at=now
+            )
+            .execution_options(synchronize_session=False)
+        )
+    )
     if not claimed:
         session.rollback()
         return "already taken"

@@ -3,7 +3,6 @@ line through the `hotline.commands` entry point."""
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,14 @@ import click
     "--fork/--no-fork",
     default=False,
     help="run each job in a forked child (RQ's default; every job starts cold)"
-    " or in the worker process itself (the default here: about 20x faster routing, see README)",
+    " or in the worker process itself (the default here: about 20x faster routing, see docs/performance.md)",
 )
 def worker_cmd(burst: bool, with_scheduler: bool, fork: bool) -> None:
     """Route tickets, send replies, place callbacks: an RQ worker plus the outbox relay."""
-    from intake.cli import settings_or_exit
+    from intake.cli import note_config_changes, settings_or_exit
     from worker.runner import run_worker
 
-    settings_or_exit()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    note_config_changes(settings_or_exit())
     run_worker(burst=burst, with_scheduler=with_scheduler, fork=fork)
 
 
@@ -148,7 +146,7 @@ def jobs_failed(fmt: str) -> None:
 
     settings = settings_or_exit()
     with session_scope(settings.database_url) as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": row.id,
                 "job": row.job,
@@ -176,7 +174,7 @@ def jobs_retry(job_id: int) -> None:
     """Put a failed job back on the queue."""
     from intake.cli import settings_or_exit
     from intake.db import session_factory
-    from worker.outbox import retry_failed
+    from intake.tickets import retry_failed
 
     settings = settings_or_exit()
     if not retry_failed(session_factory(settings.database_url), job_id):
@@ -185,5 +183,15 @@ def jobs_retry(job_id: int) -> None:
     click.echo(f"job {job_id} will run again")
 
 
+@click.command("up")
+@click.option("--port", default=5000, show_default=True)
+def up(port: int) -> None:
+    """Run everything on embedded defaults: database, Redis, web, worker, SMTP listener."""
+    from intake.cli import settings_or_exit
+    from worker.supervisor import run_up
+
+    sys.exit(run_up(settings_or_exit(), port))
+
+
 def commands() -> list[click.Command]:
-    return [worker_cmd, routing, jobs]
+    return [worker_cmd, routing, jobs, up]

@@ -1,7 +1,8 @@
 """Periodic work every worker's housekeeper does; outbox dedupe keys make each run happen once.
 
-- `sla_sweep` every minute, `chase_silent_calls` every five minutes, the department digest every
-  hour;
+- `sla_sweep` and `alert_incident_suggestions` every minute, `chase_silent_calls` and
+  `refresh_report_days` (the dashboard's roll-up) every five minutes, the department digest every
+  hour, the roll-up's last week once a day;
 - callback timers: a scheduled callback that is overdue and has no live timer gets a new one (the
   row is the truth, so a timer lost with Redis or with a failed outbox row is put back);
 - stale `sending` rows: an email or SMS whose claim's lease lapsed (its worker was killed mid-send)
@@ -38,6 +39,10 @@ def schedule_periodic(sessions: sessionmaker[Session], now: datetime | None = No
         ("sla_sweep", "urgent", f"periodic:sla_sweep:{now:%Y%m%d%H%M}"),
         ("chase_silent_calls", "default", f"periodic:chase:{now:%Y%m%d%H}{now.minute // 5:02d}"),
         ("send_department_digests", "low", f"periodic:digest:{now:%Y%m%d%H}"),
+        ("alert_incident_suggestions", "default", f"periodic:incidents:{now:%Y%m%d%H%M}"),
+        ("retention_sweep", "low", f"periodic:retention:{now:%Y%m%d}"),
+        ("check_alerts", "default", f"periodic:alerts:{now:%Y%m%d%H%M}"),
+        ("refresh_report_days", "low", f"periodic:report_days:{now:%Y%m%d%H}{now.minute // 5:02d}"),
     ]
     created = 0
     for job, queue, key in plans:
@@ -51,6 +56,17 @@ def schedule_periodic(sessions: sessionmaker[Session], now: datetime | None = No
             created_at=now,
         )
         created += _insert_once(sessions, row)
+    # Once a day the roll-up's last week again, whatever changed (a unit moved building, say).
+    nightly = Outbox(
+        job="refresh_report_days",
+        args={"recent_days": 7},
+        queue="low",
+        dedupe_key=f"periodic:report_days_nightly:{now:%Y%m%d}",
+        status="pending",
+        available_at=now,
+        created_at=now,
+    )
+    created += _insert_once(sessions, nightly)
     return created
 
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, union_all, update
+from sqlalchemy import Connection, bindparam, insert, select, union_all, update
 
 from intake.db import get_engine, reader, session_scope
 from intake.lifecycle import routed_jobs
@@ -39,16 +39,20 @@ _ROUTE = (
         sla_profile=bindparam("sla_profile"),
         first_response_due_at=bindparam("first_due"),
         resolution_due_at=bindparam("resolution_due"),
+        sla_next_at=None,
         updated_at=bindparam("now"),
     )
     .returning(Ticket.id)
 )
 
 
-def _after(claimed: Any, table: Table, prefixes: Iterable[str], columns: Iterable[str]) -> Any:
-    """An INSERT of one row of `table` per prefix that happens only if the claim did (PostgreSQL
+def _after(
+    claimed: Any, model: type[Event | Outbox], prefixes: Iterable[str], columns: Iterable[str]
+) -> Any:
+    """An INSERT of one row of `model` per prefix that happens only if the claim did (PostgreSQL
     CTE); each row's values are the parameters named `<prefix><column>`."""
     columns = list(columns)
+    table = model.__table__
     rows = [
         select(
             *[bindparam(prefix + name, type_=table.c[name].type) for name in columns]
@@ -56,15 +60,15 @@ def _after(claimed: Any, table: Table, prefixes: Iterable[str], columns: Iterabl
         for prefix in prefixes
     ]
     source = rows[0] if len(rows) == 1 else union_all(*rows).subquery()
-    return insert(table).from_select(columns, source)
+    return insert(model).from_select(columns, source)
 
 
 def _route_and_record() -> Any:
     """Claim, event and notification job as one statement: on a connection without a
     transaction it is its own atomic transaction, one round trip where there were five."""
     claimed = _ROUTE.cte("claimed")
-    event = _after(claimed, Event.__table__, ["event_"], event_row(0, "", "").keys())
-    jobs = _after(claimed, Outbox.__table__, ["job_", "reply_"], job_row("").keys())
+    event = _after(claimed, Event, ["event_"], event_row(0, "", "").keys())
+    jobs = _after(claimed, Outbox, ["job_", "reply_"], job_row("").keys())
     return select(claimed.c.id).add_cte(event.cte("routed_event"), jobs.cte("routed_jobs"))
 
 
@@ -83,6 +87,7 @@ def route_ticket(ticket_id: int) -> str:
             return "already routed"
         decision = decide(ticket_facts(row), cfg)
         first_due, resolution_due = sla_due_times(row.created_at, decision.sla_profile, cfg)
+        now = utcnow()
         claim = {
             "ticket": ticket_id,
             "department": decision.department,
@@ -90,7 +95,7 @@ def route_ticket(ticket_id: int) -> str:
             "sla_profile": decision.sla_profile,
             "first_due": first_due,
             "resolution_due": resolution_due,
-            "now": utcnow(),
+            "now": now,
         }
         event = event_row(
             ticket_id,
@@ -102,9 +107,10 @@ def route_ticket(ticket_id: int) -> str:
             priority=decision.priority,
             sla_profile=decision.sla_profile,
             reasons=list(decision.reasons),
+            matched=[list(m) for m in decision.matched],
             notify=list(decision.notify),
         )
-        jobs = routed_jobs(ticket_id, decision.priority, claim["now"])
+        jobs = routed_jobs(ticket_id, decision.priority, now)
         routed = _claim(url, connection, claim, event, jobs)
         if not routed and _department_missing(connection, decision.department):
             with session_scope(url) as session:  # a configured department's first ticket
@@ -156,15 +162,32 @@ def _registry() -> dict[str, Callable[..., Any]]:
     from mail.outgoing import send_email
     from mail.store import process_raw_message
     from voice.recordings import fetch_recording
+    from worker.alerts import check_alerts
     from worker.callbacks import (
         callback_call_ended,
         chase_silent_calls,
         place_callback,
         place_callbacks,
     )
+    from worker.desk import (
+        desk_attach_recordings,
+        desk_bridge_caller,
+        desk_cancel_offer,
+        desk_dial_transfer,
+        desk_hangup_caller,
+        desk_hold_caller,
+        desk_leave_call,
+        desk_ring_operator,
+        desk_stop_transfer,
+        desk_transfer_caller,
+        desk_transfer_timeout,
+    )
     from worker.lifecycle import close_if_quiet
+    from worker.notices import alert_incident_suggestions, send_incident_notices
     from worker.notify import notify_department, page_escalate, page_step, send_department_digests
     from worker.replies import acknowledge
+    from worker.reports import refresh_report_days
+    from worker.retention import retention_sweep
     from worker.scripted import send_scripted_reply
     from worker.sla import sla_sweep
     from worker.sms import send_sms
@@ -187,6 +210,22 @@ def _registry() -> dict[str, Callable[..., Any]]:
         "fetch_recording": fetch_recording,
         "send_email": send_email,
         "process_raw_message": process_raw_message,
+        "send_incident_notices": send_incident_notices,
+        "alert_incident_suggestions": alert_incident_suggestions,
+        "desk_ring_operator": desk_ring_operator,
+        "desk_bridge_caller": desk_bridge_caller,
+        "desk_cancel_offer": desk_cancel_offer,
+        "desk_transfer_timeout": desk_transfer_timeout,
+        "desk_transfer_caller": desk_transfer_caller,
+        "desk_dial_transfer": desk_dial_transfer,
+        "desk_hold_caller": desk_hold_caller,
+        "desk_hangup_caller": desk_hangup_caller,
+        "desk_stop_transfer": desk_stop_transfer,
+        "desk_leave_call": desk_leave_call,
+        "desk_attach_recordings": desk_attach_recordings,
+        "retention_sweep": retention_sweep,
+        "check_alerts": check_alerts,
+        "refresh_report_days": refresh_report_days,
     }
 
 

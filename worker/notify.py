@@ -6,7 +6,7 @@ Settings (all optional) under `notifications:` in the configuration: `digest_pri
 `page_manager_after_minutes` (default `sla.manager_after_minutes`).
 
 An emergency page stops when someone on call answers: the caller's live <Dial> or 1 pressed on a
-page call (`voice.paging.on_call_answered`, which also makes them the assignee). A page nobody
+page call (`intake.paging.on_call_answered`, which also makes them the assignee). A page nobody
 answers climbs the ladder: the supervisor when the chain is exhausted, then the project manager.
 """
 
@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 
 from intake import clock
 from intake.config import HotlineConfig, Settings
+from intake.constants import OPEN_STATUSES
+from intake.db import rowcount
 from intake.models import (
     DepartmentNotification,
     Operator,
@@ -31,13 +33,8 @@ from intake.models import (
     utcnow,
 )
 from intake.phrases import render, spoken_ref
-from intake.sla import LEVEL_NAMES, sla_settings
-from intake.tickets import (
-    OPEN_STATUSES,
-    department_by_code,
-    enqueue_after_commit,
-    record_event,
-)
+from intake.sla import LEVEL_NAMES
+from intake.tickets import department_by_code, enqueue_after_commit, record_event
 from worker.context import config, sessions, settings
 
 log = logging.getLogger(__name__)
@@ -53,18 +50,6 @@ REASONS = (
 )
 
 
-def notification_settings(cfg: HotlineConfig) -> dict[str, Any]:
-    raw = dict(cfg.raw.get("notifications") or {})
-    return {
-        "digest_priorities": tuple(raw.get("digest_priorities", ["P4"])),
-        "page_priorities": tuple(raw.get("page_priorities", ["P1"])),
-        "page_ack_timeout_seconds": int(raw.get("page_ack_timeout_seconds", 120)),
-        "page_manager_after_minutes": float(
-            raw.get("page_manager_after_minutes", sla_settings(cfg)[1].total_seconds() / 60)
-        ),
-    }
-
-
 def _fmt(moment: Any, cfg: HotlineConfig) -> str:
     return moment.astimezone(cfg.timezone).strftime("%Y-%m-%d %H:%M") if moment else ""
 
@@ -73,6 +58,28 @@ def _location(ticket: Ticket) -> str:
     if ticket.unit is None:
         return ""
     return f"{ticket.unit.building.name} {ticket.unit.label}"
+
+
+def routing_explanation(data: dict[str, Any], cfg: HotlineConfig, language: str) -> str:
+    """Why the ticket went where it went, in `language`: the rule's name and what matched."""
+    rule = cfg.rule(str(data.get("rule") or ""))
+    department = cfg.department(str(data.get("department") or ""))
+    if rule is None or department is None:
+        return ""
+    conditions = []
+    for kind, value in data.get("matched") or []:
+        if kind == "category":
+            category = cfg.category(value)
+            value = category.names.get(language, value) if category else value
+        conditions.append((kind, value))
+    return render(
+        "notify_routing_explanation",
+        language,
+        rule=rule.title(language),
+        department=department.names.get(language, department.code),
+        priority=data.get("priority", ""),
+        conditions=conditions,
+    )
 
 
 def ticket_context(
@@ -92,7 +99,7 @@ def ticket_context(
         "contact": ticket.contact_phone or ticket.contact_email or "",
         "first_response_due": _fmt(ticket.first_response_due_at, cfg),
         "resolution_due": _fmt(ticket.resolution_due_at, cfg),
-        "explanation": routed.message if routed else "",
+        "explanation": routing_explanation(routed.data or {}, cfg, language) if routed else "",
         "link": f"{stg.public_base_url.rstrip('/')}/tickets/{ticket.ref}",
     }
 
@@ -123,7 +130,7 @@ def notify_department(
     if reason not in REASONS:
         raise ValueError(f"unknown notification reason {reason!r}")
     cfg, stg = config(), settings()
-    opts = notification_settings(cfg)
+    opts = cfg.notifications
     done: list[str] = []
     with sessions()() as session:
         ticket = session.get(Ticket, ticket_id)
@@ -135,7 +142,7 @@ def notify_department(
         if reason in ("routed", "emergency"):
             codes += _routed_notify_list(ticket)
         codes = list(dict.fromkeys(codes or ["customer_service"]))
-        digest = reason == "routed" and ticket.priority in opts["digest_priorities"]
+        digest = reason == "routed" and ticket.priority in opts.digest_priorities
         language = cfg.default_language
         for code in codes:
             dedupe = f"notify:{reason}:{ticket.id}:{code}:{key}"
@@ -189,7 +196,7 @@ def notify_department(
                     mode=row.mode,
                 )
             done.append(code)
-        if reason in ("routed", "emergency") and ticket.priority in opts["page_priorities"]:
+        if reason in ("routed", "emergency") and ticket.priority in opts.page_priorities:
             start_page(session, ticket, cfg, reason="emergency")
         try:
             session.commit()
@@ -255,15 +262,17 @@ def send_department_digests(key: str = "") -> str:
             )
             session.add(message)
             session.flush()
-            claimed = session.execute(
-                update(DepartmentNotification)
-                .where(
-                    DepartmentNotification.id.in_([r.id for r in rows]),
-                    DepartmentNotification.outgoing_message_id.is_(None),
+            claimed = rowcount(
+                session.execute(
+                    update(DepartmentNotification)
+                    .where(
+                        DepartmentNotification.id.in_([r.id for r in rows]),
+                        DepartmentNotification.outgoing_message_id.is_(None),
+                    )
+                    .values(outgoing_message_id=message.id)
+                    .execution_options(synchronize_session=False)
                 )
-                .values(outgoing_message_id=message.id)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
             if claimed != len(rows):
                 session.rollback()
                 return "another worker is sending the digest"
@@ -332,7 +341,7 @@ def page_step(page_id: int, step: int) -> str:
     from voice.dialer import DialError, dial, status_callback_url
 
     cfg, stg = config(), settings()
-    opts = notification_settings(cfg)
+    opts = cfg.notifications
     with sessions()() as session:
         page = session.get(Page, page_id)
         if page is None or page.status != "paging" or page.step != step:
@@ -397,7 +406,7 @@ def page_step(page_id: int, step: int) -> str:
             "page_escalate",
             queue="urgent",
             dedupe_key=f"page-timeout:{page.id}:{step}",
-            available_at=clock.now() + timedelta(seconds=opts["page_ack_timeout_seconds"]),
+            available_at=clock.now() + timedelta(seconds=opts.page_ack_timeout_seconds),
             page_id=page.id,
             step=step,
         )
@@ -433,12 +442,14 @@ def _answered_elsewhere(session: Session, page: Page) -> bool:
 def _escalate(session: Session, ticket: Ticket, level: int, message: str, **data: Any) -> bool:
     """Raise the ticket to `level` once (1 supervisor, 2 project manager), as the SLA sweep does:
     the same conditional UPDATE and the same `escalated` event, so neither repeats the other."""
-    moved = session.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket.id, Ticket.escalation_level < level)
-        .values(escalated=True, escalation_level=level, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    moved = rowcount(
+        session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket.id, Ticket.escalation_level < level)
+            .values(escalated=True, escalation_level=level, updated_at=utcnow(), sla_next_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if moved:
         record_event(
             session,
@@ -478,12 +489,14 @@ def page_escalate(page_id: int, step: int) -> str:
         page = session.get(Page, page_id)
         if page is not None and page.status == "exhausted" and step == len(page.chain):
             return _escalate_to_manager(session, page)
-        moved = session.execute(
-            update(Page)
-            .where(Page.id == page_id, Page.status == "paging", Page.step == step)
-            .values(step=step + 1, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        moved = rowcount(
+            session.execute(
+                update(Page)
+                .where(Page.id == page_id, Page.status == "paging", Page.step == step)
+                .values(step=step + 1, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        )
         if not moved:
             session.rollback()
             return "acknowledged or already moved on"
@@ -526,7 +539,7 @@ def page_escalate(page_id: int, step: int) -> str:
         )
         _escalate(session, ticket, 1, "nobody on call answered the emergency", page_id=page.id)
         _tell(session, ticket, page, "customer_service")
-        after = timedelta(minutes=notification_settings(cfg)["page_manager_after_minutes"])
+        after = timedelta(minutes=cfg.page_manager_after_minutes)
         enqueue_after_commit(
             session,
             "page_escalate",

@@ -201,11 +201,11 @@ def _job_status(job_id: str, connection: Redis) -> tuple[JobStatus | None, str |
     except NoSuchJobError:
         return None, None, None
     status = job.get_status(refresh=True)
-    error = None
+    error: str | None = None
     if status == JobStatus.FAILED:
         result = job.latest_result()
-        error = (result.exc_string or "").strip().splitlines()[-1:] if result else None
-        error = error[0] if error else "failed"
+        last_line = (result.exc_string or "").strip().splitlines()[-1:] if result else []
+        error = last_line[0] if last_line else "failed"
     elif status == JobStatus.STARTED and worker_died(connection, job.worker_name):
         return None, f"worker {job.worker_name} died while running it", job
     return status, error, job
@@ -223,7 +223,11 @@ def _forget(job: Job, connection: Redis) -> None:
     prefix = f"{job.id}:".encode()
     for name in QUEUE_NAMES:
         key = StartedJobRegistry(name, connection=connection).key
-        stale = [m for m in connection.zrange(key, 0, -1) if bytes(m).startswith(prefix)]
+        stale = [
+            m
+            for m in connection.zrange(key, 0, -1)
+            if isinstance(m, bytes) and m.startswith(prefix)
+        ]
         if stale:
             connection.zrem(key, *stale)
         connection.zrem(FailedJobRegistry(name, connection=connection).key, job.id)
@@ -317,15 +321,3 @@ def reconcile_once(
                 if row.status == "pending":
                     log.warning("outbox %s (%s) re-queued: %s", row.id, row.job, row.last_error)
     return counts
-
-
-def retry_failed(sessions: sessionmaker[Session], row_id: int) -> bool:
-    """An operator's retry of a job that failed for good."""
-    with sessions() as session:
-        changed = session.execute(
-            update(Outbox)
-            .where(Outbox.id == row_id, Outbox.status == "failed")
-            .values(status="pending", attempts=0, available_at=utcnow())
-        ).rowcount
-        session.commit()
-    return bool(changed)

@@ -8,6 +8,7 @@ from redis import Redis
 from rq import Queue
 
 from intake.config import get_settings
+from intake.redis_client import shared
 
 URGENT = "urgent"
 DEFAULT = "default"
@@ -17,9 +18,7 @@ QUEUE_NAMES = (URGENT, DEFAULT, LOW)
 
 @lru_cache(maxsize=4)
 def _connection(url: str) -> Redis:
-    return Redis.from_url(
-        url, socket_timeout=30, socket_connect_timeout=5, health_check_interval=15
-    )
+    return shared(url)
 
 
 def redis_connection(url: str | None = None) -> Redis:

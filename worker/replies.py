@@ -104,12 +104,12 @@ def acknowledge(ticket_id: int, interaction_id: int) -> str:
             )
         ):
             return _suppressed(session, ticket, "per_ticket", f"{to} was already acknowledged")
-        per_hour = int(cfg.mail.get("ack_limit_per_sender_per_hour", 3))
+        per_hour = cfg.mail.ack_limit_per_sender_per_hour
         if _recent_acks(session, 60, to) >= per_hour:
             return _suppressed(
                 session, ticket, "per_sender", f"{to} had {per_hour} acknowledgements this hour"
             )
-        storm = int(cfg.mail.get("storm_limit_per_minute", 60))
+        storm = cfg.mail.storm_limit_per_minute
         recent = _recent_acks(session, 1)
         if recent >= storm:
             log.error(
@@ -136,7 +136,7 @@ def acknowledge(ticket_id: int, interaction_id: int) -> str:
         dept = (
             ticket.department.name(language)
             if ticket.department
-            else cfg.department("customer_service").names[language]  # type: ignore[union-attr]
+            else cfg.customer_service.names[language]
         )
         received = inbound.created_at.astimezone(cfg.timezone).strftime("%Y-%m-%d %H:%M")
         context = {
@@ -154,13 +154,19 @@ def acknowledge(ticket_id: int, interaction_id: int) -> str:
                 else ""
             ),
         }
+        phrase = "ack"
+        if ticket.incident_id is not None:  # one of many about a building-wide incident
+            from intake.incidents import incident_context
+
+            phrase = "incident_ack"
+            context.update(incident_context(session, ticket.incident_id, language, cfg))
         references = [str(r) for r in (inbound.meta or {}).get("references") or []]
         message = OutgoingMessage(
             ticket_id=ticket.id,
             channel="email",
             to=to,
-            subject=render("ack_email_subject", language, **context),
-            body_text=render("ack_email_body", language, **context),
+            subject=render(f"{phrase}_email_subject", language, **context),
+            body_text=render(f"{phrase}_email_body", language, **context),
             in_reply_to=inbound.external_id,
             references=" ".join([*references, inbound.external_id or ""]).strip() or None,
             # the department it named: the "routed" message need not say it again

@@ -22,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker, Worker
 
+from intake import logging_setup, metrics
 from intake.config import get_settings
 from intake.db import session_factory
 from intake.models import utcnow
@@ -82,7 +83,7 @@ def drain(connection: Redis | None = None, *, max_rounds: int = 50, simple: bool
     settings = get_settings()
     conn = connection or redis_connection()
     sessions = session_factory(settings.database_url)
-    worker_cls = SimpleWorker if simple else Worker
+    worker_cls = HotlineSimpleWorker if simple else HotlineWorker
     rounds = 0
     for _ in range(max_rounds):
         rounds += 1
@@ -96,13 +97,29 @@ def drain(connection: Redis | None = None, *, max_rounds: int = 50, simple: bool
 
 
 class _StopAware:
-    """Remembers that RQ was asked to stop (SIGTERM/SIGINT), as against losing Redis."""
+    """Remembers that RQ was asked to stop (SIGTERM/SIGINT), as against losing Redis; times each job
+    (`hotline_job_seconds`) and binds its id to the job's log lines."""
 
     stop_requested_by_signal = False
 
+    def perform_job(self, job: Any, queue: Any, execution: Any) -> bool:
+        token = logging_setup.push(job_id=job.id)
+        started = time.perf_counter()
+        ok = False
+        try:
+            ok = super().perform_job(job, queue, execution)  # type: ignore[misc]  # a mixin: super() is the RQ Worker it is mixed into
+            return ok
+        finally:
+            metrics.observe_job(
+                (job.func_name or "?").rsplit(".", 1)[-1],
+                "ok" if ok else "failed",
+                time.perf_counter() - started,
+            )
+            logging_setup.pop(token)
+
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested_by_signal = True
-        super().request_stop(signum, frame)  # type: ignore[misc]
+        super().request_stop(signum, frame)  # type: ignore[misc]  # a mixin: super() is the RQ Worker it is mixed into
 
 
 class HotlineWorker(_StopAware, Worker):

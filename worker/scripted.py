@@ -4,7 +4,7 @@ Templates: `intake/templates/<lang>/reply_<event>_email_subject.txt`, `..._email
 `reply_<event>_sms.txt` (the survey uses `survey_...`); what a caller hears on the phone is a
 `voice_*` prompt of the call itself. The events are owed by `intake.lifecycle` (and the callback
 jobs). An SMS never goes out in quiet hours: it waits for their end. The console lists the same
-files as canned replies (`canned_replies`).
+files as canned replies (`web.phrases.canned_replies`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from intake.config import HotlineConfig, Settings
 from intake.lifecycle import LINK_ANSWERS, follow_up_token
 from intake.models import Callback, ContactPoint, Interaction, OutgoingMessage, Ticket, utcnow
 from intake.phones import can_receive_sms
-from intake.phrases import TEMPLATE_DIR, render, spoken_ref
+from intake.phrases import render, spoken_ref
 from intake.tickets import enqueue_after_commit, record_event
 from worker.context import config, sessions, settings
 from worker.replies import ACK_TEMPLATE
@@ -35,21 +35,10 @@ EVENTS = (
     "callback_missed",
     "survey",
 )
-CHANNELS = ("email", "sms", "voice")
 
 
 def template_base(event: str) -> str:
     return "survey" if event == "survey" else f"reply_{event}"
-
-
-def canned_replies(language: str) -> list[str]:
-    """Names of the email replies an operator may pick, e.g. "reply_need_more_info"."""
-    folder = TEMPLATE_DIR / language
-    return sorted(
-        p.name.removesuffix("_email_body.txt")
-        for p in folder.glob("*_email_body.txt")
-        if p.name.startswith(("reply_", "survey_"))
-    )
 
 
 def reply_context(
@@ -85,7 +74,7 @@ def reply_context(
         "ref_spoken": spoken_ref(ticket.ref or "", language),
         "name": ticket.resident.name if ticket.resident else None,
         "category": category.names.get(language, ticket.category) if category else ticket.category,
-        "department": dept or (cfg.department("customer_service").names[language]),  # type: ignore[union-attr]
+        "department": dept or (cfg.customer_service.names[language]),
         "due": due,
         "note": note or ticket.public_note or "",  # never the internal resolution note
         "links": links,
@@ -141,7 +130,7 @@ AUTOMATIC_EVENTS = ("received", "routed")
 
 
 def _over_hourly_limit(session: Session, to: str, cfg: HotlineConfig) -> bool:
-    per_hour = int(cfg.mail.get("ack_limit_per_sender_per_hour", 3))
+    per_hour = cfg.mail.ack_limit_per_sender_per_hour
     templates = [ACK_TEMPLATE, *(f"reply_{event}_email" for event in AUTOMATIC_EVENTS)]
     sent = session.scalar(
         select(func.count())

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from intake import clock
+from intake.db import rowcount
 from intake.models import Outbox, Ticket
 from intake.sla import LEVEL_DEPARTMENTS, LEVEL_NAMES, sla_actions
 from intake.tickets import enqueue_after_commit, record_event
@@ -56,12 +57,14 @@ def sla_sweep(now: str | None = None) -> str:
                 )
                 warned += 1
                 continue
-            moved = session.execute(
-                update(Ticket)
-                .where(Ticket.id == ticket.id, Ticket.escalation_level < action.level)
-                .values(escalated=True, escalation_level=action.level)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            moved = rowcount(
+                session.execute(
+                    update(Ticket)
+                    .where(Ticket.id == ticket.id, Ticket.escalation_level < action.level)
+                    .values(escalated=True, escalation_level=action.level)
+                    .execution_options(synchronize_session=False)
+                )
+            )
             if not moved:
                 continue
             record_event(

@@ -25,5 +25,5 @@ connection = config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    with get_engine(config.get_main_option("sqlalchemy.url")).connect() as conn:
+    with get_engine(config.get_main_option("sqlalchemy.url") or "").connect() as conn:
         _run(conn)

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from intake.db import session_factory
@@ -247,7 +248,7 @@ def test_a_supervisor_imports_residents_from_csv_with_a_preview(
     page.set_input_files("input[name=file]", str(bad))
     page.click("#import-form button")
     page.wait_for_selector("#preview")
-    assert "name is empty" in page.locator('tr[data-line="3"]').inner_text()
+    assert "姓名是空的。" in page.locator('tr[data-line="3"]').inner_text()
     assert page.locator('tr[data-line="2"].has-error').count() == 0
     shot(page, "import-errors")
     page.goto(f"{live_server.url}/residents/import")
@@ -287,10 +288,9 @@ def test_the_queue_updates_itself_without_losing_the_operators_place(page, live_
         )
         session.commit()
     page.wait_for_selector("#new-tickets:not([hidden])")
-    page.wait_for_function("document.querySelector('#waiting-callbacks b').textContent === '1'")
-    page.wait_for_function(
-        "document.querySelector('#queue tr[data-ref] [data-field=status]').textContent === '處理中'"
-    )
+    # Not wait_for_function: once it has to poll it evaluates a string, which our CSP forbids.
+    expect(page.locator("#waiting-callbacks b")).to_have_text("1")
+    expect(page.locator("#queue tr[data-ref] [data-field=status]").first).to_have_text("處理中")
     assert page.locator("#new-tickets [data-new-count]").inner_text() == "1"
     assert page.locator("#missed-calls b").inner_text() == "1"
     assert queue_refs(page) == [first.ticket_ref]  # nothing reordered under the operator

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from intake.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
+from intake.config import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    RuleConditions,
+    load_config,
+    parse_config,
+)
 
 
 def _defaults() -> dict:
@@ -38,7 +44,7 @@ def test_it_loads_the_shipped_defaults_built_from_the_domain():
         "management",
     }
     assert "漏水" in config.category("repair").keywords
-    assert config.routing_rules[-1].when == {}
+    assert config.routing_rules[-1].when == RuleConditions()
 
 
 @pytest.mark.parametrize(
@@ -53,18 +59,63 @@ def test_it_loads_the_shipped_defaults_built_from_the_domain():
         ),
         (("holidays", "country"), "XX", "holidays.country: expected a country code"),
         (("languages", "default"), "fr", "languages.default: expected one of"),
+        (
+            ("callbacks", "retry_spacing_minutes"),
+            "soon",
+            "callbacks.retry_spacing_minutes: expected an integer, got 'soon'",
+        ),
+        (("callbacks", "survey"), "perhaps", "callbacks.survey: expected true or false"),
+        (("mail", "storm_limit_per_minute"), 0, "mail.storm_limit_per_minute: expected a number"),
+        (
+            ("voice", "languages", "yue", "say"),
+            "yue",
+            "voice.languages.yue.say: expected one of ('cmn-TW'",
+        ),
+        (
+            ("voice", "desk", "after_max_wait"),
+            "hang_up",
+            "voice.desk.after_max_wait: expected one of 'voicemail' or 'callback', got 'hang_up'",
+        ),
+        (
+            ("notifications", "page_priorities"),
+            ["P0"],
+            "notifications.page_priorities[0]: expected one of P1..P4, got 'P0'",
+        ),
+        (
+            ("callbacks", "retry_spacing_minuts"),
+            30,
+            "callbacks.retry_spacing_minuts: expected a known key "
+            "(did you mean retry_spacing_minutes?), got 'retry_spacing_minuts'",
+        ),
+        (
+            ("voice", "emergency_departments"),
+            ["engineering", "plumbing"],
+            "voice.emergency_departments[1]: expected one of ['billing'",
+        ),
     ],
 )
 def test_it_names_the_key_and_what_was_expected(path, value, expected):
     data = _defaults()
     node = data
     for key in path[:-1]:
-        node = node[key]
+        node = node.setdefault(key, {})
     node[path[-1]] = value
     with pytest.raises(ConfigError) as err:
         parse_config(data)
     assert str(err.value).startswith(expected)
     assert "\n" not in str(err.value)
+
+
+def test_defaults_live_in_the_model_and_sections_are_read_as_attributes():
+    data = _defaults()
+    del data["callbacks"]
+    data["voice"] = None
+    config = parse_config(data)
+    assert config.callbacks.missed_call_window_minutes == 120
+    assert config.voice.desk.after_max_wait == "voicemail"
+    assert config.voice.burst == 1.0
+    assert config.page_manager_after_minutes == config.sla.manager_after_minutes == 60
+    assert [lang for lang in config.voice.languages] == ["zh-Hant", "yue", "en", "zh-Hans"]
 
 
 def test_it_rejects_a_routing_rule_to_an_unknown_department():
@@ -74,9 +125,29 @@ def test_it_rejects_a_routing_rule_to_an_unknown_department():
         parse_config(data)
 
 
-def test_a_bad_config_stops_the_command_with_one_line(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("section", "key", "value", "line"),
+    [
+        (
+            "business_hours",
+            "fri",
+            "late",
+            "business_hours.fri: expected 'HH:MM-HH:MM' or null, got 'late'",
+        ),
+        (
+            "callbacks",
+            "retry_spacing_minuts",
+            30,
+            "callbacks.retry_spacing_minuts: expected a known key "
+            "(did you mean retry_spacing_minutes?), got 'retry_spacing_minuts'",
+        ),
+    ],
+)
+def test_a_bad_config_stops_the_command_with_one_line(
+    tmp_path: Path, section: str, key: str, value: object, line: str
+):
     bad = _defaults()
-    bad["business_hours"]["fri"] = "late"
+    bad[section][key] = value
     path = tmp_path / "hotline.yaml"
     path.write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
     result = subprocess.run(
@@ -93,9 +164,7 @@ def test_a_bad_config_stops_the_command_with_one_line(tmp_path: Path):
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines == [
-        "configuration error: business_hours.fri: expected 'HH:MM-HH:MM' or null, got 'late'"
-    ]
+    assert lines == [f"configuration error: {line}"]
 
 
 def test_a_bad_database_url_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -9,14 +9,15 @@ from intake.models import Department
 from intake.tickets import department_by_code
 
 
-def _wait_until_blocked(session, seconds: float = 10) -> None:  # type: ignore[no-untyped-def]
-    """Until another backend waits on a lock (PostgreSQL); SQLite's second writer waits at BEGIN."""
+def _wait_until_blocked(session, worker: threading.Thread, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+    """Until another backend waits on a lock (PostgreSQL; or the worker already ended, which the
+    test then reports); SQLite's second writer waits at BEGIN."""
     if session.get_bind().dialect.name != "postgresql":
         time.sleep(0.3)
         return
     deadline = time.monotonic() + seconds
     with session.get_bind().connect() as probe:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and worker.is_alive():
             waiting = probe.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity"
@@ -26,7 +27,8 @@ def _wait_until_blocked(session, seconds: float = 10) -> None:  # type: ignore[n
             if waiting:
                 return
             time.sleep(0.02)
-    raise AssertionError("the second worker never reached its insert")
+    if worker.is_alive():
+        raise AssertionError("the second worker never reached its insert")
 
 
 def test_two_workers_creating_the_same_department_share_one_row(settings, sessions) -> None:  # type: ignore[no-untyped-def]
@@ -46,10 +48,12 @@ def test_two_workers_creating_the_same_department_share_one_row(settings, sessio
 
     thread = threading.Thread(target=second_worker)
     thread.start()
-    _wait_until_blocked(first)
-    first.commit()
-    thread.join(30)
-    first.close()
+    try:
+        _wait_until_blocked(first, thread)
+        first.commit()
+    finally:
+        first.close()  # never left holding the row: the next tests truncate the tables
+        thread.join(30)
 
     assert "error" not in found, found.get("error")
     assert found["id"] == created.id

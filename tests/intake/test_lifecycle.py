@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from intake.constants import STATUSES
 from intake.lifecycle import TRANSITIONS, survey_score
-from intake.tickets import STATUSES
 
 
 def test_every_status_has_its_rules_and_new_is_only_reached_by_reopening() -> None:

@@ -60,7 +60,8 @@ class Console:
 
     def post(self, path: str, data: dict[str, Any] | None = None) -> Any:
         """A form post as the browser sends it: the CSRF token from the page it came from."""
-        token = csrf(self.client, path.rsplit("/", 1)[0] if "/tickets/" in path else "/")
+        page = "/" if "/tickets/" not in path else path if path.endswith("/new") else None
+        token = csrf(self.client, page or path.rsplit("/", 1)[0])
         return self.client.post(path, data={**(data or {}), "csrf_token": token})
 
 

@@ -66,8 +66,8 @@ def test_three_hang_ups_one_callback_three_attempts_then_a_letter_and_an_operato
     world: World,
 ) -> None:
     config = world.settings.config
-    spacing = timedelta(minutes=int(config.callbacks["retry_spacing_minutes"]))
-    assert int(config.callbacks["max_attempts"]) == 3
+    spacing = timedelta(minutes=config.callbacks.retry_spacing_minutes)
+    assert config.callbacks.max_attempts == 3
 
     # Friday 17:05: Emily calls and hangs up in the menu; the worker calls her back at once.
     world.at(taipei(18, 17, 5))
@@ -160,6 +160,14 @@ def test_three_hang_ups_one_callback_three_attempts_then_a_letter_and_an_operato
     shown = world.hotline("tickets", "show", callback["ticket_ref"], "--format", "json")
     claims = [e for e in shown["events"] if e["kind"] == "callback_claimed"]
     assert len(claims) == 1 and OPERATOR in claims[0]["message"], claims
+    # The command line and the API say whose it is, and list it by its status.
+    [listed] = [c for c in missed_callbacks(world) if c["id"] == callback["id"]]
+    assert listed["claimed_by"] == OPERATOR and listed["status"] == "needs_operator"
+    found = world.api("supervisor-board", role="readonly").get(
+        "/api/v1/callbacks?status=needs_operator"
+    )
+    assert found.status_code == 200, found.get_data(as_text=True)
+    assert [c["claimed_by"] for c in found.get_json()["items"]] == [OPERATOR]
 
 
 def test_a_resident_on_a_landline_is_written_to_by_email_in_her_language(

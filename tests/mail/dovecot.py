@@ -133,6 +133,21 @@ class Dovecot:
         server.stop()
         raise RuntimeError("dovecot did not start listening within 30 s")
 
+    def restart(self) -> None:
+        """Start Dovecot again on the same port and mail folder (after its master was killed)."""
+        log = open(self.folder / "stdout.log", "ab")  # noqa: SIM115 - kept open for the process
+        self.process = subprocess.Popen(
+            ["sh", str(RUN_SCRIPT), str(self.folder), str(self.port)], stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("dovecot did not listen again within 30 s")
+
     @property
     def url(self) -> str:
         return f"imap://{USER}:{PASSWORD}@127.0.0.1:{self.port}/INBOX"

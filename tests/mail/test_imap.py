@@ -356,8 +356,9 @@ def test_the_poll_imap_command_does_one_pass_and_reports_health(
     assert "1 new" in result.output
     assert count(sessions, Ticket) == 1
     result = CliRunner().invoke(main, ["mail", "health", "--format", "json"])
-    [row] = json.loads(result.output)
+    [row, smtp] = json.loads(result.output)
     assert row["name"].startswith("imap:alice@127.0.0.1") and row["status"] == "ok"
+    assert smtp["name"] == "smtp intake", "the SMTP listener is listed too"
     monkeypatch.setenv("IMAP_URL", dovecot.url.replace(":secret@", ":wrong@"))
     get_settings.cache_clear()
     result = CliRunner().invoke(main, ["poll-imap", "--once"])

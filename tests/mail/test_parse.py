@@ -155,7 +155,7 @@ def test_attachments_over_the_limits_are_listed_not_stored(monkeypatch, tmp_path
 
     settings = offline_settings(monkeypatch, tmp_path)
     config = dataclasses.replace(
-        settings.config, mail={**settings.config.mail, "max_attachment_bytes": 1000}
+        settings.config, mail=settings.config.mail.model_copy(update={"max_attachment_bytes": 1000})
     )
     settings = dataclasses.replace(settings, config=config)
     raw = _with_attachments(

@@ -263,7 +263,7 @@ TRUSTED = "mx.hotline.localhost"
 def test_the_trusted_servers_verdict_is_carried_in_the_contact(
     demo, monkeypatch, results: str, verified: bool | None
 ) -> None:
-    monkeypatch.setitem(demo.config.mail, "trusted_authserv_id", TRUSTED)
+    monkeypatch.setattr(demo.config.mail, "trusted_authserv_id", TRUSTED)
     raw = _mail("chan.taiman@example.com", extra=f"Authentication-Results: {results}\r\n")
     contact = message_to_contact(raw, settings=demo, source="smtp")
     assert contact.sender_authenticated is verified
@@ -271,7 +271,7 @@ def test_the_trusted_servers_verdict_is_carried_in_the_contact(
 
 def test_only_the_topmost_trusted_header_counts(demo, monkeypatch) -> None:
     """A sender's own header claiming our server's id sits below the one our server added."""
-    monkeypatch.setitem(demo.config.mail, "trusted_authserv_id", [TRUSTED])
+    monkeypatch.setattr(demo.config.mail, "trusted_authserv_id", [TRUSTED])
     extra = (
         f"Authentication-Results: {TRUSTED}; dmarc=fail header.from=example.com\r\n"
         f"Authentication-Results: {TRUSTED}; dmarc=pass header.from=example.com\r\n"
@@ -292,7 +292,7 @@ def test_without_the_setting_nothing_is_judged(demo) -> None:
 
 
 def test_a_spoofed_reply_gets_a_new_linked_ticket(demo, sessions, monkeypatch) -> None:
-    monkeypatch.setitem(demo.config.mail, "trusted_authserv_id", TRUSTED)
+    monkeypatch.setattr(demo.config.mail, "trusted_authserv_id", TRUSTED)
     first = _mail("chan.taiman@example.com", subject="Leak")
     opened = receive(sessions, message_to_contact(first, settings=demo, source="smtp"), demo.config)
     ours = make_message_id(demo, opened.ticket_ref, 1)

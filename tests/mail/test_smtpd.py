@@ -226,10 +226,13 @@ def test_it_offers_starttls_when_a_certificate_is_configured(
 
 @pytest.mark.parametrize("sender", [b"a\x00b@example.com", b"caf\xe9@example.com"])
 def test_a_nul_or_bytes_that_are_not_utf8_in_mail_from_are_stored_not_refused(
-    listener, sessions, sender
+    listener, sessions, sender, caplog
 ):
     """A sending server cannot fix its envelope: refusing with 451 would only end in a bounce."""
+    import logging
     import socket
+
+    caplog.set_level(logging.INFO)
 
     message = resident_mail(subject="信封有怪字", body="大堂燈壞了")
     with socket.create_connection(("127.0.0.1", listener.port), timeout=30) as sock:
@@ -253,3 +256,6 @@ def test_a_nul_or_bytes_that_are_not_utf8_in_mail_from_are_stored_not_refused(
     with sessions() as session:
         [row] = session.scalars(select(RawMessage))
         assert "\ufffd" in (row.envelope_from or "") and "\x00" not in (row.envelope_from or "")
+    # The listener's own lines and aiosmtpd's must be writable to a UTF-8 log stream.
+    assert "sender:" in caplog.text
+    caplog.text.encode("utf-8")

@@ -18,7 +18,7 @@ from jinja2 import meta
 from sqlalchemy import select
 
 from intake import phrases
-from intake.config import LANGUAGES
+from intake.constants import LANGUAGES
 from intake.models import Resident, Ticket
 from voice.languages import RECORD_PHRASES
 from voice.simulator import HANGUP, press, say

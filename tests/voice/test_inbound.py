@@ -262,7 +262,7 @@ def test_spoken_emergency_at_the_menu(phone, sessions) -> None:  # type: ignore[
 def test_operator_bridged_in_business_hours_files_nothing(phone, sessions) -> None:  # type: ignore[no-untyped-def]
     result = phone([press("0")])
     assert "<Enqueue" in "".join(e.body for e in result.exchanges)
-    assert "您前面還有3位來電" in result.text()
+    assert "您目前排在第3位" in result.text()  # Twilio counts from 1: third in line
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Ticket)) == 0
 

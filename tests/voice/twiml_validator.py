@@ -81,6 +81,31 @@ ATTRIBUTES: dict[str, set[str]] = {
         "statusCallbackMethod",
         "machineDetection",
     },
+    "Conference": {
+        "muted",
+        "beep",
+        "startConferenceOnEnter",
+        "endConferenceOnExit",
+        "participantLabel",
+        "waitUrl",
+        "waitMethod",
+        "maxParticipants",
+        "record",
+        "trim",
+        "statusCallback",
+        "statusCallbackEvent",
+        "statusCallbackMethod",
+        "recordingStatusCallback",
+        "recordingStatusCallbackMethod",
+        "recordingStatusCallbackEvent",
+    },
+    "Client": {
+        "url",
+        "method",
+        "statusCallback",
+        "statusCallbackEvent",
+        "statusCallbackMethod",
+    },
     "Enqueue": {"action", "method", "waitUrl", "waitUrlMethod", "maxQueueSize", "workflowSid"},
     "Redirect": {"method"},
     "Hangup": set(),
@@ -102,9 +127,9 @@ CHILDREN: dict[str, set[str]] = {
         "Reject",
     },
     "Gather": {"Say", "Play", "Pause"},
-    "Dial": {"Number"},
+    "Dial": {"Number", "Conference", "Client"},
 }
-TEXT_REQUIRED = {"Say", "Redirect", "Number"}
+TEXT_REQUIRED = {"Say", "Redirect", "Number", "Conference", "Client"}
 URL_ATTRIBUTES = {
     "action",
     "waitUrl",
@@ -151,6 +176,9 @@ def _element(el: ET.Element, parent: str, path: str) -> None:
             "transcribe",
             "profanityFilter",
             "enhanced",
+            "startConferenceOnEnter",
+            "endConferenceOnExit",
+            "muted",
         ):
             _check(value in BOOLEANS, f"{where}@{name}: {value!r} is not true/false")
         if name in (

@@ -429,3 +429,148 @@ def test_cli_creates_a_token_shown_once_that_works(world: dict[str, Any]) -> Non
     assert revoked.exit_code == 0
     assert _get(world, "/api/v1/tickets", token).status_code == 401
     assert utcnow()  # the clock the tokens were stamped with is aware
+
+
+def _conforms(document: dict[str, Any], path: str, method: str, response: Any) -> None:
+    """The body validates against the model the document names for this status."""
+    from web.api import models
+
+    content = document["paths"][path][method]["responses"][str(response.status_code)]
+    ref = content["content"]["application/json"]["schema"]["$ref"]
+    model = getattr(models, ref.rsplit("/", 1)[1])
+    model.model_validate(response.json)  # unknown or missing keys fail: the models forbid extras
+
+
+def test_requests_and_responses_follow_the_models_the_document_is_built_from(
+    world: dict[str, Any],
+) -> None:
+    client, headers, ref = world["client"], bearer(world["token"]), world["refs"]["leak"]
+    document = client.get("/api/v1/openapi.json").json
+    assert document["openapi"].startswith("3.1")
+    from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
+
+    OPENAPI_31_VALIDATOR.validate(document)
+    # What the hand-written document said is still said: roles and scopes, examples, enums.
+    assert (
+        "`readonly`: callbacks:read, residents:read, tickets:read"
+        in document["info"]["description"]
+    )
+    schemas = document["components"]["schemas"]
+    assert schemas["Ticket"]["properties"]["ref"]["examples"] == ["HL-000123"]
+    categories = schemas["TicketUpdate"]["properties"]["category"]["anyOf"][0]["enum"]
+    assert categories == [c.code for c in world["config"].categories]
+    assert "needs_operator" in schemas["Callback"]["properties"]["status"]["enum"]
+    assert "claimed_by" in schemas["Callback"]["required"]
+    patch = document["paths"]["/tickets/{ref}"]["patch"]
+    assert "`tickets:write`" in patch["description"] and "415" in patch["responses"]
+
+    with world["sessions"]() as session:
+        ticket = session.scalar(select(Ticket).where(Ticket.ref == ref))
+        assert ticket is not None
+        schedule_callback(
+            session, ticket, phone="+886912000001", purpose="follow_up", config=world["config"]
+        )
+        session.commit()
+    calls = [
+        ("/tickets", "get", client.get("/api/v1/tickets?limit=2", headers=headers)),
+        ("/tickets/{ref}", "get", client.get(f"/api/v1/tickets/{ref}", headers=headers)),
+        (
+            "/tickets/{ref}",
+            "patch",
+            client.patch(
+                f"/api/v1/tickets/{ref}",
+                json={"priority": "P2", "department": None},
+                headers=headers,
+            ),
+        ),
+        (
+            "/tickets/{ref}/notes",
+            "post",
+            client.post(
+                f"/api/v1/tickets/{ref}/notes", json={"text": " 已致電\x00 "}, headers=headers
+            ),
+        ),
+        (
+            "/tickets/{ref}/replies",
+            "post",
+            client.post(
+                f"/api/v1/tickets/{ref}/replies", json={"body": "明天到府。"}, headers=headers
+            ),
+        ),
+        ("/callbacks", "get", client.get("/api/v1/callbacks", headers=headers)),
+        ("/residents", "get", client.get("/api/v1/residents?limit=3", headers=headers)),
+        (
+            "/residents",
+            "post",
+            client.post(
+                "/api/v1/residents",
+                json={"name": "林小華", "emails": [" Lin@Example.com "]},
+                headers=headers,
+            ),
+        ),
+        ("/incidents", "get", client.get("/api/v1/incidents", headers=headers)),
+    ]
+    for path, method, response in calls:
+        assert response.status_code in (200, 201), (path, method, response.json)
+        _conforms(document, path, method, response)
+    notes = calls[3][2].json
+    assert notes["body_text"] == "已致電"
+    assert calls[7][2].json["contact_points"][0]["value"] == "lin@example.com"
+    one = calls[5][2].json["items"][0]["id"]
+    for path, response in (
+        ("/callbacks/{id}", client.get(f"/api/v1/callbacks/{one}", headers=headers)),
+        ("/residents/{id}", client.get(calls[7][2].headers["Location"], headers=headers)),
+    ):
+        assert response.status_code == 200
+        _conforms(document, path, "get", response)
+
+    # Refusals keep the error shape, a code per kind of mistake and a message naming the field.
+    def patched(body: Any, **kw: Any) -> Any:
+        return client.patch(f"/api/v1/tickets/{ref}", json=body, headers=headers, **kw)
+
+    for body, status, code, words in (
+        ({"colour": "red", "size": 1}, 400, "unknown_field", "colour, size"),
+        ({"priority": 3}, 400, "invalid_field", "priority must be a string"),
+        ({"priority": "P0"}, 400, "invalid_field", "P1, P2, P3, P4"),
+        ({"department": "nowhere"}, 400, "invalid_field", "engineering"),
+        ({"resolution_note": "x" * 4001}, 400, "invalid_field", "4000"),
+        ({}, 400, "invalid_field", "at least one"),
+    ):
+        response = patched(body)
+        assert response.status_code == status, body
+        assert response.json["error"]["code"] == code, (body, response.json)
+        assert words in response.json["error"]["message"], (body, response.json)
+        _conforms(document, "/tickets/{ref}", "patch", response)
+    blank = client.post(f"/api/v1/tickets/{ref}/notes", json={"text": "\x00 "}, headers=headers)
+    assert blank.json["error"] == {"code": "missing_field", "message": "text must not be empty"}
+    bad_email = client.post(
+        "/api/v1/residents", json={"name": "x", "emails": ["nobody"]}, headers=headers
+    )
+    assert (
+        bad_email.status_code == 400
+        and "'nobody' is not an email address" in bad_email.json["error"]["message"]
+    )
+    for query, words in (("sorts=newest", "sorts"), ("limit=0", "limit"), ("status=x", "status")):
+        response = client.get(f"/api/v1/tickets?{query}", headers=headers)
+        assert response.status_code == 400 and response.json["error"]["code"] == "invalid_parameter"
+        assert words in response.json["error"]["message"]
+    extra = client.get(f"/api/v1/tickets/{ref}?verbose=1", headers=headers)
+    assert extra.status_code == 400 and "verbose" in extra.json["error"]["message"]
+    # A bad body from a client without the scope is a 403 first: scopes before input.
+    readonly = make_client(world["sessions"], "viewer", "readonly")
+    refused = client.patch(f"/api/v1/tickets/{ref}", json={"colour": 1}, headers=bearer(readonly))
+    assert refused.status_code == 403
+
+
+def test_a_route_without_an_operation_is_caught() -> None:
+    from flask import Flask
+
+    from web.api import incidents, resources, tickets  # noqa: F401  (every route on bp first)
+    from web.api.common import bp
+    from web.api.openapi import undocumented_routes
+
+    app = Flask(__name__)
+    app.register_blueprint(bp)
+    assert undocumented_routes(app) == []
+    app.add_url_rule("/api/v1/secret", endpoint="api.secret", view_func=lambda: "")
+    assert undocumented_routes(app) == ["/api/v1/secret"]

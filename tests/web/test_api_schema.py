@@ -53,10 +53,10 @@ def fuzz(
 def test_api_conforms_to_its_openapi_document(demo, sessions) -> None:  # type: ignore[no-untyped-def]
     app = create_app(settings=demo)
     refs = file_tickets(sessions, demo.config)
-    headers = bearer(make_client(sessions, "fuzzer"))
+    headers = bearer(make_client(sessions, "fuzzer", "supervisor"))
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 10
+    assert len(operations) == 15
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             fuzz(operation, mode, headers, None, EXAMPLES)

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from intake.models import (
-    Call,
     Callback,
     ChannelHealth,
     ContactPoint,
@@ -142,9 +141,11 @@ def test_csv_import_previews_errors_by_line_then_imports_all_or_nothing(demo, se
     assert response.status_code == 422
     assert (
         'data-line="3"' in page
-        and "name is empty" in page
-        and "building and unit go together" in page
+        and "姓名是空的。" in page
+        and "大廈和單位須同時填寫，或都不填。" in page
+        and "「123」不是有效的電話號碼。" in page
     )
+    assert "name is empty" not in page, "per-row reasons in the operator's language"
     assert "匯入 2 行" not in page
     with sessions() as session:
         assert session.scalar(select(Resident).where(Resident.name == "周小明")) is None
@@ -198,24 +199,21 @@ def test_the_dashboard_draws_svg_charts_and_exports_csv(demo, sessions):
         for t in session.scalars(select(Ticket)):
             t.first_responded_at = t.created_at + timedelta(minutes=10)
             t.satisfaction = 4
-        session.add(
-            Call(
-                call_sid="CA-abandoned",
-                direction="inbound",
-                status="no-answer",
-                started_at=utcnow(),
-            )
-        )
         session.commit()
+    receive(
+        sessions,
+        call_contact(kind="missed_call", text="", sender_phone="+886912000009"),
+        demo.config,
+    )
     client = signed_in()
     page = text(client.get("/dashboard"))
     assert page.count("<svg") == 2 and "<script" not in page.split("</head>")[1]
-    assert 'id="total">3<' in page
-    assert "A 12F-1" in page  # repeat problems: two repair tickets from the same unit
+    assert 'id="total">4<' in page and 'id="missed-total">1<' in page
+    assert "翠林苑A座 12F-1" in page  # a repeat repair: two repair tickets from the same unit
     volume = client.get("/reports/volume.csv")
     assert volume.headers["Content-Disposition"].startswith("attachment;")
     rows = list(csv.reader(io.StringIO(volume.get_data(as_text=True).lstrip("\ufeff"))))
-    assert rows[0][0] == "day" and sum(int(r[-1]) for r in rows[1:]) == 3
+    assert rows[0][0] == "day" and sum(int(r[-1]) for r in rows[1:]) == 4
     abandoned = list(
         csv.reader(
             io.StringIO(
@@ -230,14 +228,19 @@ def test_the_dashboard_draws_svg_charts_and_exports_csv(demo, sessions):
     assert client.get("/dashboard?from=2026-13-01").status_code == 400
     month = utcnow().astimezone(demo.config.timezone).strftime("%Y-%m")
     report = text(signed_in(SUPERVISOR).get(f"/reports/monthly?month={month}"))
-    assert "月度統計總結" in report and 'id="total">3<' in report and "@media print" not in report
+    assert "月度統計總結" in report and 'id="total">4<' in report and "@media print" not in report
 
 
 def test_admin_pages_routing_dry_run_template_previews_and_operators(demo, sessions):
     client = signed_in(ADMIN)
     assert "engineering" in text(client.get("/admin/departments"))
     dry = text(client.get("/admin/routing?run=1&text=電梯困人&channel=voice"))
-    assert 'id="dry-run-result"' in dry and "emergency" in dry
+    assert (
+        'id="dry-run-result"' in dry and "系統依規則「緊急事故」分派至工程維修部，優先級 P1" in dry
+    )
+    rules = dry.split('id="rules"')[1].split("</table>")[0]
+    assert "類別為報修 且 內容提到電梯、电梯" in rules.replace("且", " 且 ").replace("  ", " ")
+    assert "{" not in rules and "repair" not in rules, "the rules in words, not JSON"
     from redis import Redis
 
     from worker.runner import drain
@@ -248,11 +251,14 @@ def test_admin_pages_routing_dry_run_template_previews_and_operators(demo, sessi
     drain(Redis.from_url(demo.redis_url))
     replay = text(client.get("/admin/routing?replay=1"))
     row = re.search(rf'<tr class="(\w*)" data-ref="{routed}">(.*?)</tr>', replay, re.S)
-    assert row and row.group(1) == "" and "engineering" in row.group(2)
+    assert row and row.group(1) == "" and "工程維修部" in row.group(2)
     previews = text(client.get("/admin/templates?name=canned_resolved"))
     assert "陳大文您好" in previews and "Dear 陳大文" in previews and "处理完成" in previews
     assert client.get("/admin/templates?name=../../secret").status_code == 404
-    assert "Mon" in text(client.get("/admin/hours")) or "週一" in text(client.get("/admin/hours"))
+    hours = text(client.get("/admin/hours"))
+    assert "星期一" in hours and "mon" not in hours and "中華民國開國紀念日" in hours
+    phrases = text(client.get("/admin/templates"))
+    assert "陳大文您好" in phrases and "來電者聽到的語音" in phrases
     response = post(
         client,
         "/admin/operators",
@@ -312,8 +318,17 @@ def test_the_health_page_shows_channels_queues_and_retries_failed_jobs(demo, ses
         row_id = session.scalar(select(Outbox.id))
     client = signed_in(SUPERVISOR)
     page = text(client.get("/admin/health"))
-    assert "imap:INBOX" in page and "LOGIN failed" in page and "SMTP 554" in page
-    assert 'id="queues"' in page and "urgent" in page
+    assert "INBOX" in page and "LOGIN failed" in page and "SMTP 554" in page
+    failed = page.split('id="failed"')[1]
+    assert "寄出電子郵件" in failed, "a job by its name in words (its code folded away)"
+    from web.labels import job_label
+    from worker.jobs import JOBS
+
+    with client.application.test_request_context():
+        unnamed = {job for job in JOBS if job_label(job) == job}
+    assert not unnamed, f"every job the health page may list has a name in words: {unnamed}"
+    assert 'id="queues"' in page and "緊急" in page
+    assert "需要注意" in page and "連續失敗" in page, "a verdict in words"
     post(client, f"/admin/outbox/{row_id}/retry")
     with sessions() as session:
         assert session.get(Outbox, row_id).status == "pending"

@@ -33,7 +33,10 @@ def test_calls_and_mail_in_one_list_sorted_by_priority_then_sla_due(demo, sessio
     _set(sessions, c, priority="P2", resolution_due_at=None)
     client = make_client()
     login(client)
-    assert refs(text(client.get("/"))) == [c, b, a]
+    page = text(client.get("/"))
+    assert refs(page) == [c, b, a]
+    assert "陳大文" in page, "who wrote, by name"
+    assert client.get(f"/tickets/{a}").status_code == 200
     newest = refs(text(client.get("/?sort=newest")))
     assert newest == [c, b, a]
 

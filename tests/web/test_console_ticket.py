@@ -112,14 +112,14 @@ def test_a_call_shows_its_ivr_path_and_duration_and_its_voicemail_plays_through_
                 call_sid=contact.external_id,
                 direction="inbound",
                 status="completed",
-                ivr_path=["language:zh-Hant", "menu:1", "voicemail"],
+                ivr_path=["greeted", "language:zh-Hant", "menu:repair", "record:repair"],
                 duration_seconds=135,
                 ticket_id=receipt.ticket_id,
             )
         )
         session.commit()
     page = text(console.get(f"/tickets/{receipt.ticket_ref}"))
-    assert "language:zh-Hant → menu:1 → voicemail" in page and "2:15" in page
+    assert "歡迎語 → 繁體中文 → 報修 → 留下描述" in page and "2:15" in page, "the path in words"
     assert "電梯壞了，請回電" in page
     src = re.search(r'<audio controls preload="none" src="([^"]+)"', page).group(1)
     response = console.get(src)

@@ -44,6 +44,9 @@ class FakeTwilio(HttpClient):
         # Twilio error code ("21211", "21610", "21614", "21408") answered as Twilio does (400).
         self.sms_script: list[str] = []
         self.messages: list[dict[str, Any]] = []
+        # DELETE .../Recordings/SID.json: deleted SIDs, and what the next deletes answer ("503").
+        self.deleted_recordings: list[str] = []
+        self.recording_delete_script: list[str] = []
 
     def request(
         self,
@@ -92,6 +95,29 @@ class FakeTwilio(HttpClient):
                     }
                 ),
             )
+        if method == "POST" and "/Conferences/CF" in uri and "/Participants/" in uri:
+            # Updating a conference participant (hold, unhold): answered like Twilio does.
+            conference_sid = uri.split("/Conferences/", 1)[1].split("/", 1)[0]
+            call_sid = uri.rsplit("/", 1)[-1].removesuffix(".json")
+            participant = {
+                "account_sid": "AC" + "a" * 32,
+                "call_sid": call_sid,
+                "conference_sid": conference_sid,
+                "hold": (data or {}).get("Hold") == "true",
+                "status": "connected",
+                "uri": uri,
+            }
+            return Response(200, json.dumps(participant))
+        if method == "POST" and "/Calls/" in uri:
+            # Updating a live call (redirect to a Url, or status=completed/canceled).
+            sid = uri.rsplit("/", 1)[-1].removesuffix(".json")
+            found = [c for c in self.calls if c["sid"] == sid]
+            call = found[0] if found else {**self._create({"To": "", "From": ""}), "sid": sid}
+            if not found:
+                self.calls.pop()
+            if data and data.get("Status"):
+                call["status"] = data["Status"]
+            return Response(200, json.dumps(call))
         if method == "POST" and uri.endswith("/Calls.json"):
             step = self.script.pop(0) if self.script else "201"
             if step == "429":
@@ -151,6 +177,18 @@ class FakeTwilio(HttpClient):
             if step == "lost":
                 raise_lost()
             return Response(201, json.dumps(message))
+        if method == "DELETE" and "/Recordings/" in uri:
+            sid = uri.rsplit("/", 1)[-1].removesuffix(".json")
+            if self.recording_delete_script and self.recording_delete_script.pop(0) == "503":
+                return Response(
+                    503, json.dumps(twilio_error(503, 20500, "Service Unavailable", {}))
+                )
+            if sid in self.deleted_recordings:
+                return Response(
+                    404, json.dumps({"code": 20404, "message": "not found", "status": 404})
+                )
+            self.deleted_recordings.append(sid)
+            return Response(204, "")
         return Response(404, json.dumps({"code": 20404, "message": "not found", "status": 404}))
 
     def _create(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -310,7 +310,7 @@ def test_a_local_call_nobody_answers_is_settled_as_no_answer_by_the_housekeeper(
     with clock.frozen(due + timedelta(minutes=10)):
         assert chase_silent_calls() == "0 silent call(s) settled", "not silent yet"
     later = due + timedelta(minutes=25)
-    assert schedule_periodic(sessions, later) == 3  # the housekeeper's periodic jobs, the chase too
+    assert schedule_periodic(sessions, later) == 8  # the periodic jobs, the chase among them
     run_jobs(conn, later)
     [attempt] = _attempts(sessions, callback_id)
     assert (attempt.status, attempt.outcome) == ("ended", "no_answer")

@@ -10,14 +10,14 @@ from redis import Redis
 from sqlalchemy import select
 
 from intake import clock
-from intake.config import LANGUAGES
+from intake.constants import LANGUAGES
 from intake.lifecycle import follow_up_token, resolve
 from intake.models import Callback, Event, Outbox, OutgoingMessage, Ticket
 from intake.phrases import render
 from intake.service import receive
 from tests.factories import call_contact, email_contact
 from tests.worker.helpers import run_jobs
-from worker.scripted import EVENTS, canned_replies, send_scripted_reply, template_base
+from worker.scripted import EVENTS, send_scripted_reply, template_base
 
 
 def _resolve(sessions, config, receipt, when):
@@ -162,4 +162,3 @@ def test_every_event_has_strict_templates_in_every_language(language, event):
         assert render(f"{base}_sms", language, **context)
     with pytest.raises(UndefinedError):
         render(f"{base}_email_body", language, company="C")
-    assert f"{base}" in canned_replies(language)

@@ -41,7 +41,7 @@ def test_a_routed_repair_emails_engineering_once_with_the_reason(demo, sessions,
     [mail] = _messages(sessions, template="notify_department_email")
     assert mail.to == "engineering@example.com"
     assert "HL-" in mail.subject and "新個案" in mail.subject
-    assert "rule 'repairs' matched" in mail.body_text
+    assert "分派原因：依規則「一般報修」分派至工程維修部，優先級 P3：類別為報修。" in mail.body_text
     from worker.notify import notify_department
 
     assert notify_department(receipt.ticket_id, "routed") == "notified nobody new"
@@ -199,7 +199,7 @@ def test_the_engineer_who_presses_1_becomes_the_assignee(demo, sessions, redis_u
 
 def test_an_answer_before_the_page_starts_means_it_never_starts(demo, sessions, redis_url):
     """The caller's live <Dial> reached someone on call before the worker routed the ticket."""
-    from voice.paging import on_call_answered
+    from intake.paging import on_call_answered
 
     conn = Redis.from_url(redis_url)
     receipt = receive(sessions, call_contact(text="", category_hint="emergency"), demo.config)

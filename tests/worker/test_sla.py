@@ -75,13 +75,48 @@ def _created(sessions, ticket_id):
 
 def test_the_sweep_is_scheduled_once_a_minute_however_many_workers_ask(demo, sessions, redis_url):
     moment = _now().replace(minute=1)
-    assert schedule_periodic(sessions, moment) == 3, "sweep, silent-call chase and digest"
+    first = schedule_periodic(sessions, moment)
+    assert first == 8, (
+        "sweep, chase, digest, incident suggestions, retention (daily), alerts, the dashboard's "
+        "roll-up (every five minutes, and its last week daily)"
+    )
     assert schedule_periodic(sessions, moment + timedelta(seconds=30)) == 0
-    assert schedule_periodic(sessions, moment.replace(minute=2)) == 1, "the sweep alone"
-    assert schedule_periodic(sessions, moment.replace(minute=5)) == 2, "the sweep and the chase"
+    assert schedule_periodic(sessions, moment.replace(minute=2)) == 3, "sweep, suggestions, alerts"
+    assert schedule_periodic(sessions, moment.replace(minute=5)) == 5, "... the chase, the roll-up"
 
 
 def _now():
     from intake.models import utcnow
 
     return utcnow().replace(second=1)
+
+
+def test_the_sweep_reads_only_tickets_whose_next_deadline_has_come(demo, sessions, redis_url):
+    from intake.sla import _due_now
+
+    conn = Redis.from_url(redis_url)
+    ids = [
+        receive(
+            sessions,
+            call_contact(text=f"冷氣不冷 {n}", sender_phone=f"+8869120001{n:02d}"),
+            demo.config,
+        ).ticket_id
+        for n in range(20)
+    ]
+    start = _created(sessions, ids[0])
+    run_jobs(conn, start + timedelta(seconds=5))
+    now = start + timedelta(minutes=1)
+    assert sla_sweep(now=now.isoformat()) == "0 warned, 0 escalated"
+    with sessions() as s:
+        assert s.scalars(_due_now(now)).all() == [], "nothing due: the next sweep reads nothing"
+        next_at = {t.id: t.sla_next_at for t in s.scalars(select(Ticket))}
+        assert all(next_at[i] is not None and next_at[i] > now for i in ids)
+        # An operator's change moves one ticket's due time close: only that one is read again.
+        moved = s.get(Ticket, ids[3])
+        moved.first_response_due_at = now + timedelta(minutes=3)
+        s.commit()
+        assert [t.id for t in s.scalars(_due_now(now))] == [ids[3]]
+    assert sla_sweep(now=now.isoformat()) == "1 warned, 0 escalated"
+    with sessions() as s:
+        assert s.scalars(_due_now(now)).all() == []
+        assert [t.id for t in s.scalars(_due_now(now + timedelta(minutes=3)))] == [ids[3]]

@@ -8,10 +8,14 @@ from web.api.common import bp, register_errors
 
 
 def register_api(app: Flask) -> None:
-    from web.api import openapi, resources, tickets  # noqa: F401  (routes attach to bp)
+    """Attach the API; a route without a documented operation stops the app from starting."""
+    from web.api import incidents, openapi, resources, tickets  # noqa: F401  (routes attach to bp)
 
     app.register_blueprint(bp)
     register_errors(app)
+    missing = openapi.undocumented_routes(app)
+    if missing:
+        raise RuntimeError(f"API routes without an @operation: {', '.join(missing)}")
 
 
 __all__ = ["bp", "register_api"]

@@ -19,19 +19,23 @@ from sqlalchemy.orm import Session
 from intake.models import ApiClient, Department, utcnow
 
 TOKEN_PREFIX = "hlt_"
+_OPERATOR_SCOPES = frozenset(
+    {
+        "tickets:read",
+        "tickets:write",
+        "callbacks:read",
+        "residents:read",
+        "residents:write",
+        "open311",
+    }
+)
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "readonly": frozenset({"tickets:read", "callbacks:read", "residents:read"}),
-    "operator": frozenset(
-        {
-            "tickets:read",
-            "tickets:write",
-            "callbacks:read",
-            "residents:read",
-            "residents:write",
-            "open311",
-        }
-    ),
+    "operator": _OPERATOR_SCOPES,
     "open311": frozenset({"open311"}),
+    # A supervisor's system (a building-management console, say): an operator's scopes, and it
+    # declares, updates and resolves building-wide incidents.
+    "supervisor": _OPERATOR_SCOPES | {"incidents:write"},
 }
 ROLES = tuple(ROLE_SCOPES)
 
@@ -90,7 +94,7 @@ class Caller:
 
 
 @cache
-def _by_token_hash() -> Select[Any]:
+def _by_token_hash() -> Select[*tuple[Any, ...]]:
     """Built once: constructing even this small statement costs about as much as running it."""
     return select(
         ApiClient.id,

@@ -26,7 +26,8 @@ def api_token() -> None:
 @click.option("--department", default=None, help="Restrict the client to one department's tickets.")
 def create_cmd(name: str, role: str, department: str | None) -> None:
     """Create a client and print its token (shown only this once)."""
-    from intake.cli import settings_or_exit
+    from intake import audit
+    from intake.cli import cli_actor, settings_or_exit
     from intake.db import session_scope
     from web.api.auth import create_client
 
@@ -36,6 +37,7 @@ def create_cmd(name: str, role: str, department: str | None) -> None:
             created = create_client(session, name, role, department)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+        audit.record(session, "api_token_created", **cli_actor(), target=name, role_given=role)
         session.commit()
         click.echo(created.token)
         click.echo(
@@ -82,7 +84,8 @@ def list_cmd(fmt: str) -> None:
 @click.option("--name", required=True)
 def revoke_cmd(name: str) -> None:
     """Deactivate a client: its token stops working at once."""
-    from intake.cli import settings_or_exit
+    from intake import audit
+    from intake.cli import cli_actor, settings_or_exit
     from intake.db import session_scope
     from intake.models import ApiClient
 
@@ -92,6 +95,7 @@ def revoke_cmd(name: str) -> None:
         if client is None:
             raise click.ClickException(f"no API client named {name!r}")
         client.active = False
+        audit.record(session, "api_token_revoked", **cli_actor(), target=name)
         session.commit()
     click.echo(f"API client {name!r} revoked")
 

@@ -1,11 +1,11 @@
-"""What every API view shares: the blueprint, bearer authentication, JSON errors, input parsing."""
+"""What every API view shares: the blueprint, bearer authentication, JSON errors, cursors."""
 
 from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
@@ -18,9 +18,6 @@ from intake.models import ApiClient, Ticket, utcnow
 from web.api.auth import Caller, client_for_token, scopes
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-MAX_LIMIT = 200
-MAX_VALUES = 20
-DEFAULT_LIMIT = 50
 
 
 class ApiError(Exception):
@@ -53,8 +50,14 @@ HTTP_CODES = {
 }
 
 
+# `app.extensions[ERROR_FORMATS]`: path prefix -> how another machine-facing surface (Open311)
+# answers an HTTP error (status, description) in its own format.
+ERROR_FORMATS = "hotline_error_formats"
+
+
 def register_errors(app: Flask) -> None:
-    """API paths answer errors in JSON; every other path keeps the app's own pages."""
+    """API paths answer errors in JSON, paths registered under ERROR_FORMATS in their own format;
+    every other path keeps the app's own pages."""
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
@@ -63,11 +66,9 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         status = exc.code or 500
-        if request.path.startswith("/open311/"):
-            from web.open311.views import _format_of_path
-            from web.open311.views import error_response as open311_error
-
-            return open311_error(status, exc.description or exc.name, _format_of_path(request.path))
+        for prefix, answer in app.extensions.get(ERROR_FORMATS, {}).items():
+            if request.path.startswith(prefix):  # Open311 answers in its own format
+                return answer(status, exc.description or exc.name)
         if not request.path.startswith("/api/"):
             return exc
         response = error_response(
@@ -133,102 +134,6 @@ def visible(query: Any) -> Any:
     return query
 
 
-def json_body() -> dict[str, Any]:
-    if not request.mimetype or request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    return data
-
-
-def check_fields(data: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ApiError(400, "unknown_field", f"unknown field(s): {', '.join(unknown)}")
-
-
-LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
-
-
-def text_field(
-    data: dict[str, Any],
-    name: str,
-    *,
-    required: bool = False,
-    max_length: int = 10000,
-    single_line: bool = False,
-) -> str | None:
-    """A string field, NULs dropped and trimmed; `single_line` fields (a subject, an address, a
-    name: what may end up in a mail header) refuse any line break with a 400."""
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise ApiError(400, "missing_field", f"{name} is required")
-        return None
-    if not isinstance(value, str):
-        raise ApiError(400, "invalid_field", f"{name} must be a string")
-    value = value.replace("\x00", "").strip()
-    if required and not value:
-        raise ApiError(400, "missing_field", f"{name} must not be empty")
-    if len(value) > max_length:
-        raise ApiError(400, "invalid_field", f"{name} is longer than {max_length} characters")
-    if single_line and LINE_BREAKS.search(value):
-        raise ApiError(400, "invalid_field", f"{name} must be one line (no CR or LF)")
-    return value
-
-
-def query_list(name: str, allowed: tuple[str, ...] | None = None) -> list[str]:
-    """Repeated values (`?x=a&x=b`), each checked against `allowed`."""
-    values = request.args.getlist(name)
-    if any(not v for v in values):
-        raise ApiError(400, "invalid_parameter", f"{name} must not be empty")
-    if len(values) > MAX_VALUES:
-        raise ApiError(400, "invalid_parameter", f"too many values for {name}")
-    if allowed is not None:
-        bad = [v for v in values if v not in allowed]
-        if bad:
-            raise ApiError(
-                400,
-                "invalid_parameter",
-                f"{name} must be one of {', '.join(allowed)} (got {bad[0]!r})",
-            )
-    return values
-
-
-def query_choice(name: str, allowed: tuple[str, ...]) -> str | None:
-    value = request.args.get(name)
-    if value is None:
-        return None
-    if value not in allowed:
-        raise ApiError(400, "invalid_parameter", f"{name} must be one of {', '.join(allowed)}")
-    return value
-
-
-def query_bool(name: str) -> bool | None:
-    value = request.args.get(name)
-    if value is None:
-        return None
-    if value == "true":
-        return True
-    if value == "false":
-        return False
-    raise ApiError(400, "invalid_parameter", f"{name} must be true or false")
-
-
-def query_limit() -> int:
-    value = request.args.get("limit")
-    if value is None:
-        return DEFAULT_LIMIT
-    try:
-        limit = int(value)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", "limit must be an integer") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(400, "invalid_parameter", f"limit must be between 1 and {MAX_LIMIT}")
-    return limit
-
-
 def encode_cursor(key: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
@@ -245,6 +150,16 @@ def decode_cursor(cursor: str) -> list[Any]:
     return key
 
 
+def aware_moment(text: Any) -> datetime:
+    """A moment with its offset, as cursors carry them; anything else is a ValueError."""
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("naive")
+    return moment
+
+
 def page_response(items: list[dict[str, Any]], next_cursor: str | None) -> Response:
     return jsonify(items=items, next_cursor=next_cursor)
 
@@ -256,26 +171,3 @@ def _reject_nul() -> None:
         "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
     ):
         raise ApiError(400, "invalid_parameter", "NUL characters are not allowed")
-
-
-LIST_PARAMS = {"limit", "cursor"}
-QUERY_PARAMS: dict[str, set[str]] = {
-    "api.list_tickets": {
-        *LIST_PARAMS,
-        *("status", "channel", "category", "department", "priority", "building"),
-        *("sla", "assignee", "unassigned", "q", "sort"),
-    },
-    "api.list_callbacks": {*LIST_PARAMS, "status", "ticket"},
-    "api.list_residents": {*LIST_PARAMS, "q", "building"},
-}
-
-
-@bp.before_request
-def _reject_unknown_parameters() -> None:
-    """A misspelt filter must not silently widen a list."""
-    allowed = QUERY_PARAMS.get(request.endpoint or "", set())
-    unknown = sorted(set(request.args) - allowed)
-    if unknown:
-        raise ApiError(
-            400, "invalid_parameter", f"unknown query parameter(s): {', '.join(unknown)}"
-        )

@@ -4,35 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, jsonify, request
+from flask import g, jsonify
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from intake.config import LANGUAGES
 from intake.models import Building, Callback, ContactPoint, Resident, Ticket, Unit, utcnow
-from intake.phones import normalize_email, normalize_phone
+from intake.phones import normalize_phone
 from intake.residents import add_contact_point, unit_for
 from intake.serialize import callback_json, resident_json
+from web.api import models
 from web.api.common import (
     ApiError,
+    aware_moment,
     bp,
-    check_fields,
     config,
     current_client,
     decode_cursor,
     encode_cursor,
-    json_body,
     page_response,
-    query_limit,
-    query_list,
-    require,
-    text_field,
 )
-from web.api.tickets import EMAIL_PATTERN, _aware
+from web.api.operations import operation
 
-CALLBACK_STATUSES = ("scheduled", "in_progress", "done", "failed", "cancelled")
-MAX_CONTACT_POINTS = 10
 MAX_ID = 2**31 - 1
 
 
@@ -48,32 +41,39 @@ def _visible_callbacks(query: Any) -> Any:
 
 
 @bp.get("/callbacks")
-@require("callbacks:read")
-def list_callbacks() -> Any:
+@operation(
+    "listCallbacks",
+    "callbacks:read",
+    summary="Callbacks, soonest due first",
+    query=models.CallbackQuery,
+    responses={200: (models.CallbackPage, "A page of callbacks")},
+)
+def list_callbacks(query: models.CallbackQuery) -> Any:
     """Soonest due first; keyset pages on (due_at, id)."""
-    statuses = query_list("status", CALLBACK_STATUSES)
-    refs = query_list("ticket")
-    limit = query_limit()
-    query = _visible_callbacks(select(Callback)).options(selectinload(Callback.ticket))
+    statuses, refs, limit, cursor = query.status, query.ticket, query.limit, query.cursor
+    rows_query = _visible_callbacks(select(Callback)).options(
+        selectinload(Callback.ticket), selectinload(Callback.claimer)
+    )
     if statuses:
-        query = query.where(Callback.status.in_(statuses))
+        rows_query = rows_query.where(Callback.status.in_(statuses))
     if refs:
-        query = query.where(Callback.ticket_id.in_(select(Ticket.id).where(Ticket.ref.in_(refs))))
-    cursor = request.args.get("cursor")
+        rows_query = rows_query.where(
+            Callback.ticket_id.in_(select(Ticket.id).where(Ticket.ref.in_(refs)))
+        )
     if cursor:
         key = decode_cursor(cursor)
         try:
             if len(key) != 2 or isinstance(key[1], bool):
                 raise ValueError("shape")
-            due, ident = _aware(key[0]), key[1]
+            due, ident = aware_moment(key[0]), key[1]
             if not isinstance(ident, int) or not 0 <= ident <= MAX_ID:
                 raise ValueError("id")
         except (ValueError, TypeError, OverflowError):
             raise ApiError(400, "invalid_cursor", "the cursor is not one this API issued") from None
-        query = query.where(
+        rows_query = rows_query.where(
             or_(Callback.due_at > due, and_(Callback.due_at == due, Callback.id > ident))
         )
-    rows = list(g.db.scalars(query.order_by(Callback.due_at, Callback.id).limit(limit + 1)))
+    rows = list(g.db.scalars(rows_query.order_by(Callback.due_at, Callback.id).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
@@ -82,9 +82,15 @@ def list_callbacks() -> Any:
     return page_response([callback_json(c, conf) for c in rows[:limit]], next_cursor)
 
 
-@bp.get("/callbacks/<int:callback_id>")
-@require("callbacks:read")
-def get_callback(callback_id: int) -> Any:
+@bp.get("/callbacks/<int:id>")
+@operation(
+    "getCallback",
+    "callbacks:read",
+    path_parameters={"id": "The callback's id"},
+    responses={200: (models.Callback, "The callback"), 404: (models.Error, "No such callback")},
+)
+def get_callback(id: int) -> Any:  # the name the document gives it
+    callback_id = id
     if callback_id > MAX_ID:
         raise ApiError(404, "not_found", f"no callback {callback_id}")
     cb = g.db.scalar(_visible_callbacks(select(Callback).where(Callback.id == callback_id)))
@@ -116,15 +122,20 @@ def _resident_options() -> list[Any]:
 
 
 @bp.get("/residents")
-@require("residents:read")
-def list_residents() -> Any:
+@operation(
+    "listResidents",
+    "residents:read",
+    query=models.ResidentQuery,
+    responses={200: (models.ResidentPage, "A page of residents")},
+)
+def list_residents(query: models.ResidentQuery) -> Any:
     """By id; `q` matches a name or a phone / email, `building` a building code."""
-    limit = query_limit()
-    query = _visible_residents(select(Resident)).options(*_resident_options())
-    q = (request.args.get("q") or "").strip()[:100].replace("\x00", "")
+    limit = query.limit
+    rows_query = _visible_residents(select(Resident)).options(*_resident_options())
+    q = query.q
     if q:
         needle = f"%{q.replace('%', '').replace('_', '')}%"
-        query = query.where(
+        rows_query = rows_query.where(
             or_(
                 Resident.name.ilike(needle),
                 Resident.id.in_(
@@ -132,12 +143,13 @@ def list_residents() -> Any:
                 ),
             )
         )
-    buildings = query_list("building")
-    if buildings:
-        query = query.where(
-            Resident.unit_id.in_(select(Unit.id).join(Building).where(Building.code.in_(buildings)))
+    if query.building:
+        rows_query = rows_query.where(
+            Resident.unit_id.in_(
+                select(Unit.id).join(Building).where(Building.code.in_(query.building))
+            )
         )
-    cursor = request.args.get("cursor")
+    cursor = query.cursor
     if cursor:
         key = decode_cursor(cursor)
         if (
@@ -147,15 +159,21 @@ def list_residents() -> Any:
             or not 0 <= key[0] <= MAX_ID
         ):
             raise ApiError(400, "invalid_cursor", "the cursor is not one this API issued")
-        query = query.where(Resident.id > key[0])
-    rows = list(g.db.scalars(query.order_by(Resident.id).limit(limit + 1)))
+        rows_query = rows_query.where(Resident.id > key[0])
+    rows = list(g.db.scalars(rows_query.order_by(Resident.id).limit(limit + 1)))
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
-    return page_response([resident_json(r) for r in rows[:limit]], next_cursor)  # type: ignore[misc]
+    return page_response([resident_json(r) for r in rows[:limit]], next_cursor)
 
 
-@bp.get("/residents/<int:resident_id>")
-@require("residents:read")
-def get_resident(resident_id: int) -> Any:
+@bp.get("/residents/<int:id>")
+@operation(
+    "getResident",
+    "residents:read",
+    path_parameters={"id": "The resident's id"},
+    responses={200: (models.Resident, "The resident"), 404: (models.Error, "No such resident")},
+)
+def get_resident(id: int) -> Any:  # the name the document gives it
+    resident_id = id
     if resident_id > MAX_ID:
         raise ApiError(404, "not_found", f"no resident {resident_id}")
     resident = g.db.scalar(
@@ -168,20 +186,18 @@ def get_resident(resident_id: int) -> Any:
     return jsonify(resident_json(resident))
 
 
-def _string_list(data: dict[str, Any], name: str) -> list[str]:
-    values = data.get(name)
-    if values is None:
-        return []
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise ApiError(400, "invalid_field", f"{name} must be a list of strings")
-    if len(values) > MAX_CONTACT_POINTS:
-        raise ApiError(400, "invalid_field", f"at most {MAX_CONTACT_POINTS} {name}")
-    return values
-
-
 @bp.post("/residents")
-@require("residents:write")
-def create_resident() -> Any:
+@operation(
+    "createResident",
+    "residents:write",
+    body=models.NewResident,
+    responses={
+        201: (models.Resident, "The new resident"),
+        409: (models.Error, "A phone or email already belongs to a resident"),
+    },
+    headers={201: {"Location": "Where the new resident can be read"}},
+)
+def create_resident(body: models.NewResident) -> Any:
     """A resident with a unit and contact points; a phone or email already on file is a 409.
 
     A department-scoped client may not create residents (403): a new resident has no ticket in
@@ -189,29 +205,17 @@ def create_resident() -> Any:
     already on file would tell it who else lives here."""
     if current_client().department_id is not None:
         raise ApiError(403, "forbidden", "a department-scoped client cannot create residents")
-    data = json_body()
-    check_fields(data, {"name", "language", "building", "unit", "phones", "emails", "notes"})
     conf = config()
-    name = text_field(data, "name", required=True, max_length=200, single_line=True)
-    language = text_field(data, "language") or conf.default_language
-    if language not in LANGUAGES:
-        raise ApiError(400, "invalid_field", f"language must be one of {', '.join(LANGUAGES)}")
-    building = text_field(data, "building", max_length=40, single_line=True)
-    label = text_field(data, "unit", max_length=40, single_line=True)
-    if bool(building) != bool(label):
-        raise ApiError(400, "invalid_field", "building and unit go together")
-    notes = text_field(data, "notes", max_length=4000)
+    name = body.name
+    language = body.language or conf.default_language
+    building, label, notes = body.building, body.unit, body.notes
     points: list[tuple[str, str]] = []
-    for raw in _string_list(data, "phones"):
+    for raw in body.phones:
         phone = normalize_phone(raw.replace("\x00", ""), conf.phone_region)
         if phone is None:
             raise ApiError(400, "invalid_field", f"{raw!r} is not a phone number")
         points.append(("phone", phone))
-    for raw in _string_list(data, "emails"):
-        email = normalize_email(raw)
-        if email is None or not EMAIL_PATTERN.match(email) or len(email) > 254:
-            raise ApiError(400, "invalid_field", f"{raw!r} is not an email address")
-        points.append(("email", email))
+    points += [("email", email) for email in body.emails]
     points = list(dict.fromkeys(points))
     for kind, value in points:
         taken = g.db.scalar(
@@ -250,5 +254,5 @@ def create_resident() -> Any:
     )
     response = jsonify(resident_json(resident))
     response.status_code = 201
-    response.headers["Location"] = f"/api/v1/residents/{resident.id}"  # type: ignore[union-attr]
+    response.headers["Location"] = f"/api/v1/residents/{resident.id}"
     return response

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from functools import cache
 from typing import Any
 
-from flask import g, jsonify, request
+from flask import g, jsonify
 from sqlalchemy import JSON, Row, Select, func, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
@@ -24,7 +22,6 @@ from intake.models import (
     Unit,
     utcnow,
 )
-from intake.phones import normalize_email
 from intake.phrases import render
 from intake.replies import queue_reply
 from intake.serialize import (
@@ -37,46 +34,31 @@ from intake.serialize import (
     ticket_times_json,
 )
 from intake.tickets import (
-    STATUSES,
     change_category,
     change_department,
     change_priority,
+    department_by_code,
     record_event,
 )
+from web.api import models
 from web.api.common import (
     ApiError,
     actor,
     bp,
-    check_fields,
     config,
     current_client,
     decode_cursor,
-    json_body,
     page_response,
-    query_bool,
-    query_choice,
-    query_limit,
-    query_list,
-    require,
-    text_field,
     visible,
 )
-from web.app import read_only
-from web.filters import CHANNELS, PRIORITIES, SLA_STATES, QueueFilter, page, with_names
+from web.api.operations import operation
+from web.db import read_only
+from web.filters import QueueFilter, page, with_names
 from web.filters import decode_cursor as console_cursor
 from web.lookups import department_ids
 
-SORTS = ("urgency", "newest")
-EMAIL_PATTERN = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
-
-
-def _aware(text: Any) -> datetime:
-    if not isinstance(text, str):
-        raise ValueError("not a string")
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError("naive")
-    return moment
+REF = {"ref": "Ticket reference, e.g. HL-000123"}
+NO_TICKET = (models.Error, "No such ticket (or not in the client's department)")
 
 
 def _checked_cursor(cursor: str | None, sort: str) -> str | None:
@@ -91,37 +73,30 @@ def _checked_cursor(cursor: str | None, sort: str) -> str | None:
     return cursor
 
 
-def ticket_filter() -> tuple[QueueFilter, str | None, bool]:
-    """The queue's filters from the query string; unknown values are a 400, not silence."""
-    conf = config()
-    statuses = query_list("status", (*STATUSES, "all"))
-    if "all" in statuses:
+def ticket_filter(query: models.TicketQuery) -> QueueFilter:
+    """The queue's filter for a validated query string."""
+    if "all" in query.status:
         statuses = []
-    elif not statuses:
+    elif not query.status:
         statuses = list(QueueFilter().statuses)
-    categories = query_list("category", tuple(c.code for c in conf.categories))
-    departments = query_list("department", tuple(d.code for d in conf.departments))
-    assignee = request.args.get("assignee") or None
-    unassigned = query_bool("unassigned")
-    if assignee and unassigned:
-        raise ApiError(400, "invalid_parameter", "assignee and unassigned=true contradict")
-    flt = QueueFilter(
+    else:
+        statuses = query.status
+    return QueueFilter(
         statuses=statuses,
-        channels=query_list("channel", CHANNELS),
-        categories=categories,
-        departments=departments,
-        priorities=query_list("priority", PRIORITIES),
-        buildings=query_list("building"),
-        sla=query_choice("sla", SLA_STATES) or "",
-        assigned="none" if unassigned else "",
-        q=(request.args.get("q") or "").strip()[:100],
-        sort=query_choice("sort", SORTS) or "urgency",
+        channels=query.channel,
+        categories=query.category,
+        departments=query.department,
+        priorities=query.priority,
+        buildings=query.building,
+        sla=query.sla or "",
+        assigned="none" if query.unassigned else "",
+        q=query.q or "",
+        sort=query.sort,
     )
-    return flt, assignee, bool(unassigned)
 
 
 @cache
-def list_query(dialect: str) -> Select[Any]:
+def list_query(dialect: str) -> Select[*tuple[Any, ...]]:
     """Exactly the columns the list returns, with the names they need, in one statement.
 
     Built once per dialect: a statement is immutable, and building it costs more than running it.
@@ -182,7 +157,7 @@ def _contact_points(dialect: str) -> Any:
     )
 
 
-def _row_json(row: Row[Any], conf: HotlineConfig) -> dict[str, Any]:
+def _row_json(row: Row[*tuple[Any, ...]], conf: HotlineConfig) -> dict[str, Any]:
     """Unpacked by position: attribute lookups on a Row cost more than building the JSON."""
     _id, name, language, building, unit, points, *values = row
     data = dict(zip(TICKET_JSON_KEYS, values, strict=True))
@@ -203,24 +178,30 @@ def _row_json(row: Row[Any], conf: HotlineConfig) -> dict[str, Any]:
 
 @bp.get("/tickets")
 @read_only
-@require("tickets:read")
-def list_tickets() -> Any:
-    flt, assignee, _unassigned = ticket_filter()
-    limit = query_limit()
-    cursor = _checked_cursor(request.args.get("cursor"), flt.sort)
+@operation(
+    "listTickets",
+    "tickets:read",
+    summary="Tickets, most urgent first, with the queue's filters",
+    query=models.TicketQuery,
+    responses={200: (models.TicketPage, "A page of tickets")},
+)
+def list_tickets(query: models.TicketQuery) -> Any:
+    flt = ticket_filter(query)
+    limit = query.limit
+    cursor = _checked_cursor(query.cursor, flt.sort)
     dialect = g.db.get_bind().dialect.name
     ids = department_ids(g.db, flt.departments)
-    email = assignee.strip().lower() if assignee else None
+    email = query.assignee.strip().lower() if query.assignee else None
 
-    def build() -> Select[Any]:
-        query = visible(flt.apply(list_query(dialect), None, ids))
+    def build() -> Select[*tuple[Any, ...]]:
+        statement = visible(flt.apply(list_query(dialect), None, ids))
         if email:
-            query = query.where(
+            statement = statement.where(
                 Ticket.assignee_id.in_(
                     select(Operator.id).where(Operator.email == email).correlate(None)
                 )
             )
-        return query
+        return statement
 
     scope = ("api", dialect, current_client().department_id, tuple(ids), email)
     rows, next_cursor = page(g.db.connection(), build, flt, cursor, limit, key=scope)
@@ -236,67 +217,53 @@ def load_ticket(ref: str) -> Ticket:
 
 
 @bp.get("/tickets/<ref>")
-@require("tickets:read")
+@operation(
+    "getTicket",
+    "tickets:read",
+    summary="A ticket with its timeline, events and callbacks",
+    path_parameters=REF,
+    responses={200: (models.TicketDetail, "The ticket"), 404: NO_TICKET},
+)
 def get_ticket(ref: str) -> Any:
     return jsonify(ticket_detail_json(load_ticket(ref), config()))
 
 
-UPDATABLE = {
-    "status",
-    "priority",
-    "category",
-    "department",
-    "assignee",
-    "resolution_note",
-    "public_note",
-}
-
-
 @bp.patch("/tickets/<ref>")
-@require("tickets:write")
-def update_ticket(ref: str) -> Any:
+@operation(
+    "updateTicket",
+    "tickets:write",
+    summary="Change status, priority, category, department or assignee",
+    path_parameters=REF,
+    body=models.TicketUpdate,
+    responses={200: (models.Ticket, "The updated ticket"), 404: NO_TICKET},
+)
+def update_ticket(ref: str, body: models.TicketUpdate) -> Any:
     """Every field is checked before anything changes; each change writes an event."""
-    data = json_body()
-    check_fields(data, UPDATABLE)
     ticket = load_ticket(ref)
     conf = config()
-    status = text_field(data, "status")
-    if status is not None and status not in STATUSES:
-        raise ApiError(400, "invalid_field", f"status must be one of {', '.join(STATUSES)}")
-    priority = text_field(data, "priority")
-    if priority is not None and priority not in PRIORITIES:
-        raise ApiError(400, "invalid_field", f"priority must be one of {', '.join(PRIORITIES)}")
-    category = text_field(data, "category")
-    if category is not None and conf.category(category) is None:
-        raise ApiError(400, "invalid_field", f"unknown category {category!r}")
-    note = text_field(data, "resolution_note", max_length=4000)
-    public = text_field(data, "public_note", max_length=4000)
+    given = body.model_fields_set
+    status, priority, category = body.status, body.priority, body.category
+    note, public = body.resolution_note, body.public_note
     if status == "resolved" and not (note or ticket.resolution_note):
         raise ApiError(400, "missing_field", "resolving a ticket needs a resolution_note")
-    dept_change = "department" in data
+    dept_change = "department" in given
     dept: Department | None = None
     if dept_change:
-        code = text_field(data, "department")
-        if code:
-            if conf.department(code) is None:
-                raise ApiError(400, "invalid_field", f"unknown department {code!r}")
-            from intake.tickets import department_by_code
-
-            dept = department_by_code(g.db, code, conf)
+        if body.department:
+            dept = department_by_code(g.db, body.department, conf)
         if current_client().department_id is not None and (
             dept is None or dept.id != current_client().department_id
         ):
             raise ApiError(
                 403, "forbidden", "this client may not move tickets out of its department"
             )
-    assignee_change = "assignee" in data
+    assignee_change = "assignee" in given
     assignee: Operator | None = None
-    if assignee_change:
-        email = text_field(data, "assignee", max_length=254, single_line=True)
-        if email:
-            assignee = g.db.scalar(select(Operator).where(Operator.email == email.lower()))
-            if assignee is None or not assignee.active:
-                raise ApiError(400, "invalid_field", f"no active operator {email!r}")
+    if assignee_change and body.assignee:
+        email = body.assignee
+        assignee = g.db.scalar(select(Operator).where(Operator.email == email.lower()))
+        if assignee is None or not assignee.active:
+            raise ApiError(400, "invalid_field", f"no active operator {email!r}")
 
     who = actor()
     if category is not None:
@@ -350,11 +317,16 @@ def update_ticket(ref: str) -> Any:
 
 
 @bp.post("/tickets/<ref>/notes")
-@require("tickets:write")
-def add_note(ref: str) -> Any:
-    data = json_body()
-    check_fields(data, {"text"})
-    text = text_field(data, "text", required=True, max_length=20000)
+@operation(
+    "addNote",
+    "tickets:write",
+    summary="An internal note on the ticket's timeline",
+    path_parameters=REF,
+    body=models.NewNote,
+    responses={201: (models.Interaction, "The note"), 404: NO_TICKET},
+)
+def add_note(ref: str, body: models.NewNote) -> Any:
+    text = body.text
     ticket = load_ticket(ref)
     item = Interaction(
         ticket_id=ticket.id,
@@ -362,12 +334,12 @@ def add_note(ref: str) -> Any:
         direction="internal",
         channel="api",
         sender=actor(),
-        body_text=text or "",
+        body_text=text,
         meta={},
         created_at=utcnow(),
     )
     g.db.add(item)
-    record_event(g.db, ticket, "note_added", (text or "")[:200], actor=actor())
+    record_event(g.db, ticket, "note_added", text[:200], actor=actor())
     g.db.commit()
     g.db.refresh(item)
     return jsonify(interaction_json(item, config())), 201
@@ -384,21 +356,21 @@ def _default_recipient(ticket: Ticket) -> str | None:
 
 
 @bp.post("/tickets/<ref>/replies")
-@require("tickets:write")
-def add_reply(ref: str) -> Any:
+@operation(
+    "addReply",
+    "tickets:write",
+    summary="An email reply to the resident, sent by the worker",
+    path_parameters=REF,
+    body=models.NewReply,
+    responses={201: (models.OutgoingMessage, "The queued message"), 404: NO_TICKET},
+)
+def add_reply(ref: str, body: models.NewReply) -> Any:
     """An email to the resident: stored first, sent by the worker once this commits."""
-    data = json_body()
-    check_fields(data, {"body", "to", "subject"})
-    body = text_field(data, "body", required=True, max_length=50000)
-    subject = text_field(data, "subject", max_length=300, single_line=True)
-    to_given = text_field(data, "to", max_length=254, single_line=True)
     ticket = load_ticket(ref)
-    to = normalize_email(to_given) if to_given else _default_recipient(ticket)
-    if to_given and (to is None or not EMAIL_PATTERN.match(to)):
-        raise ApiError(400, "invalid_field", "to must be an email address")
+    to = body.to or _default_recipient(ticket)
     if to is None:
         raise ApiError(400, "missing_field", "the ticket has no email address; give `to`")
-    subject = subject or render(
+    subject = body.subject or render(
         "reply_email_subject", ticket.language, subject=ticket.subject, ref=ticket.ref
     )
     message = queue_reply(
@@ -406,7 +378,7 @@ def add_reply(ref: str) -> Any:
         ticket,
         to=to,
         subject=subject,
-        body=body or "",
+        body=body.body,
         actor=actor(),
         headers={"api_client": current_client().name},
     )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from flask import Flask
 
+from web.api.common import ERROR_FORMATS
+
 
 def register_open311(app: Flask) -> None:
-    from web.open311.views import bp
+    from web.open311.views import bp, http_error
 
     app.register_blueprint(bp)
+    app.extensions.setdefault(ERROR_FORMATS, {})["/open311/"] = http_error

@@ -18,12 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from intake.config import HotlineConfig
+from intake.constants import OPEN_STATUSES
 from intake.contact import InboundContact
 from intake.models import Interaction, Ticket, utcnow
 from intake.phones import normalize_email, normalize_phone
 from intake.serialize import iso
 from intake.service import receive
-from intake.tickets import OPEN_STATUSES
 from web.api.auth import Caller, client_for_token, scopes
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -100,7 +100,7 @@ def _check_request() -> None:
         "\x00" in k or "\x00" in v for k, v in request.values.items(multi=True)
     ):
         raise Open311Error(400, "NUL characters are not allowed")
-    wanted = _config().raw.get("open311", {}).get("jurisdiction_id")
+    wanted = _config().open311.jurisdiction_id
     given = request.values.get("jurisdiction_id")
     if wanted and given and given != wanted:
         raise Open311Error(404, f"jurisdiction_id {given!r} was not found")
@@ -130,9 +130,9 @@ def _service(config: HotlineConfig, code: str) -> dict[str, Any]:
 @bp.get(f"/discovery.{FORMAT}")
 def discovery(fmt: str) -> Response:
     base = request.host_url.rstrip("/") + "/open311/v2/"
-    data = {
+    data: dict[str, Any] = {
         "changeset": "2026-11-29T00:00:00Z",
-        "contact": _config().raw.get("open311", {}).get("contact", ""),
+        "contact": _config().open311.contact,
         "key_service": "hotline api-token create --role open311",
         "endpoints": [
             {
@@ -192,6 +192,22 @@ def _first_open311(tickets: list[Ticket]) -> dict[int, Interaction]:
     return found
 
 
+def _incident_notice(ticket: Ticket, language: str) -> str | None:
+    """A request in a building-wide incident: the incident's words and status (issue 17)."""
+    if ticket.incident is None:
+        return None
+    from intake.incidents import text_for
+    from intake.phrases import render
+
+    incident = ticket.incident
+    return render(
+        "incident_service_notice",
+        language,
+        incident_text=text_for(incident, language),
+        resolved=incident.status == "resolved",
+    )
+
+
 def _request_json(
     ticket: Ticket, first: Interaction | None, config: HotlineConfig
 ) -> dict[str, Any]:
@@ -213,10 +229,17 @@ def _request_json(
         "service_code": ticket.category,
         "description": ticket.description,
         "agency_responsible": ticket.department.name(lang) if ticket.department else None,
-        "service_notice": None,
+        "service_notice": _incident_notice(ticket, lang),
         "requested_datetime": iso(ticket.created_at, config),
         "updated_datetime": iso(updated, config),
-        "expected_datetime": iso(ticket.resolution_due_at, config) if not closed else None,
+        "expected_datetime": iso(
+            ticket.incident.expected_end_at
+            if ticket.incident is not None and ticket.incident.expected_end_at
+            else ticket.resolution_due_at,
+            config,
+        )
+        if not closed
+        else None,
         "address": location.get("address_string"),
         "address_id": location.get("address_id"),
         "zipcode": location.get("zipcode"),
@@ -282,11 +305,10 @@ def list_requests(fmt: str) -> Response:
     elif statuses == ["closed"]:
         query = query.where(Ticket.status.not_in(OPEN_STATUSES))
     start, end = _parse_date("start_date", config), _parse_date("end_date", config)
-    if start is None and end is None:
-        end = utcnow()
     if start is None:
-        start = end - MAX_SPAN  # type: ignore[operator]
-    if end is None:
+        end = end or utcnow()
+        start = end - MAX_SPAN
+    elif end is None:
         end = start + MAX_SPAN
     if end < start:
         raise Open311Error(400, "end_date is before start_date")
@@ -431,3 +453,8 @@ def create_request(fmt: str) -> Response:
     response = render(fmt, [item], "service_requests", "request")
     response.status_code = 201
     return response
+
+
+def http_error(status: int, description: str) -> Response:
+    """An HTTP error (unknown path, wrong method) under /open311/, as XML or JSON by the path."""
+    return error_response(status, description, _format_of_path(request.path))

@@ -32,11 +32,46 @@
           var assignee = row.querySelector('[data-field="assignee"]');
           if (assignee) { assignee.textContent = t.assignee; }
           var priority = row.querySelector('[data-field="priority"]');
-          if (priority) { priority.textContent = t.priority; priority.className = t.priority; }
+          if (priority) { priority.textContent = t.priority; priority.className = "chip prio " + t.priority; }
         });
         document.body.setAttribute("data-polled", String(Date.now()));
       })
       .catch(function () { /* offline for a moment: try again next tick */ });
+  }
+
+  function queueKeys(table) {
+    // j / k move the highlight, Enter opens the ticket, t takes it (a form post with the token).
+    var current = -1;
+    function rows() { return table.querySelectorAll("tbody tr[data-ref]"); }
+    function mark(index) {
+      var all = rows();
+      if (!all.length) { return; }
+      current = Math.max(0, Math.min(all.length - 1, index));
+      all.forEach(function (row, i) { row.classList.toggle("current", i === current); });
+      all[current].scrollIntoView({ block: "nearest" });
+    }
+    document.addEventListener("keydown", function (event) {
+      var target = event.target;
+      if (event.ctrlKey || event.metaKey || event.altKey) { return; }
+      if (target && /^(INPUT|TEXTAREA|SELECT|BUTTON)$/.test(target.tagName)) { return; }
+      var row = rows()[current];
+      if (event.key === "j") { mark(current + 1); event.preventDefault(); }
+      else if (event.key === "k") { mark(current - 1); event.preventDefault(); }
+      else if (event.key === "Enter" && row) {
+        window.location.href = row.querySelector("a").getAttribute("href");
+        event.preventDefault();
+      } else if (event.key === "t" && row) {
+        var form = document.createElement("form");
+        form.method = "post";
+        form.action = table.getAttribute("data-take").replace(/_$/, encodeURIComponent(row.getAttribute("data-ref")));
+        var token = document.createElement("input");
+        token.type = "hidden"; token.name = "csrf_token"; token.value = table.getAttribute("data-csrf");
+        form.appendChild(token);
+        document.body.appendChild(form);
+        form.submit();
+        event.preventDefault();
+      }
+    });
   }
 
   function loadImages(button) {
@@ -87,6 +122,7 @@
       confirmForm.addEventListener("submit", function () { showWorking(confirmForm); });
     }
     var table = document.getElementById("queue");
+    if (table && table.getAttribute("data-take")) { queueKeys(table); }
     if (table && table.getAttribute("data-poll")) {
       pollQueue(table);
       var seconds = parseFloat(table.getAttribute("data-poll-seconds"));
@@ -99,6 +135,9 @@
     if (language) {
       var select = language.querySelector("select");
       select.addEventListener("change", function () { language.submit(); });
+      // The select sends itself; the button is for browsers without scripts.
+      var button = language.querySelector("button");
+      if (button) { button.hidden = true; }
     }
   });
 })();

@@ -24,15 +24,16 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import uuid
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from scratch import scratch_database, seeded  # noqa: E402
 
 # Runs in each server process: the tree it serves is first on sys.path. Reads one command per
 # line ("get PATH N" or "patch PATH N") and answers with the milliseconds of each request.
@@ -126,46 +127,23 @@ def main() -> None:
             text=True,
         ).stdout.strip()[:12]
 
-    name = f"hotline_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = args.pg.rsplit("/", 1)[0] + "/" + name
-    data_dir = tempfile.mkdtemp(prefix="hotline-bench-api-")
-    try:
-        run(url, data_dir, args)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        from intake.db import dispose_engines
-
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(args.pg) as url:
+        data_dir = tempfile.mkdtemp(prefix="hotline-bench-api-")
+        try:
+            run(url, data_dir, args)
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def run(url: str, data_dir: str, args: Any) -> None:
-    os.environ.update(
-        DATABASE_URL=url,
-        HOTLINE_DATA_DIR=data_dir,
-        SECRET_KEY="bench",
-        PUBLIC_BASE_URL="https://hotline.example.com",
-    )
+    _settings, sessions = seeded(url, data_dir)
     from bench_web import fill  # type: ignore[import-not-found]
 
-    from intake.config import get_settings
-    from intake.db import get_engine, session_factory
-    from intake.demo import seed_demo
-    from intake.migrate import upgrade_to_head
+    from intake.db import get_engine
     from intake.models import Ticket
     from web.api.auth import create_client
 
-    get_settings.cache_clear()
-    settings = get_settings()
-    upgrade_to_head(url)
-    sessions = session_factory(url)
     with sessions() as session:
-        seed_demo(session, settings.config)
         token = create_client(session, "bench").token
         session.commit()
     engine = get_engine(url)

@@ -32,41 +32,23 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from scratch import scratch_database, seeded  # noqa: E402
 
 PUBLIC = "https://hotline.example.com"
 HOTLINE = "+886227000000"
 PASSWORD = "bench-password"
 POLL_SECONDS = 0.2
-
-
-def _fresh_database(admin_url: str) -> str:
-    name = f"hotline_bench_desk_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return admin_url.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop_database(admin_url: str, url: str) -> None:
-    from intake.db import dispose_engines
-
-    dispose_engines()
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def _config_file(folder: Path) -> Path:
@@ -108,49 +90,33 @@ def pct(values: list[float], p: float) -> float:
 
 
 def run(admin_url: str, callers: int, operators: int, rounds: int, *, lock: bool = True) -> None:
-    url = _fresh_database(admin_url)
-    folder = Path(tempfile.mkdtemp(prefix="bench-desk-"))
-    os.environ.update(
-        {
-            "DATABASE_URL": url,
-            "HOTLINE_DATA_DIR": str(folder / "var"),
-            "SECRET_KEY": "bench",
-            "PUBLIC_BASE_URL": PUBLIC,
-            "HOTLINE_CONFIG": str(_config_file(folder)),
-        }
-    )
-    os.environ.pop("TWILIO_ACCOUNT_SID", None)
-    from intake import desk
+    with scratch_database(admin_url, prefix="hotline_bench_desk") as url:
+        folder = Path(tempfile.mkdtemp(prefix="bench-desk-"))
+        os.environ.pop("TWILIO_ACCOUNT_SID", None)
+        from intake import desk
 
-    with_lock = desk._one_distributor_at_a_time
-    if not lock:  # the baseline: distributors race on the unique indexes, as before the lock
-        desk._one_distributor_at_a_time = lambda session: None  # type: ignore[assignment]
-    try:
-        print(f"== distributor lock {'on' if lock else 'off (baseline)'}")
-        _run(url, callers, operators, rounds)
-    finally:
-        desk._one_distributor_at_a_time = with_lock  # type: ignore[assignment]
-        _drop_database(admin_url, url)
+        with_lock = desk._one_distributor_at_a_time
+        if not lock:  # the baseline: distributors race on the unique indexes, as before the lock
+            desk._one_distributor_at_a_time = lambda session: None  # type: ignore[assignment]
+        try:
+            print(f"== distributor lock {'on' if lock else 'off (baseline)'}")
+            _run(url, folder, callers, operators, rounds)
+        finally:
+            desk._one_distributor_at_a_time = with_lock  # type: ignore[assignment]
 
 
-def _run(url: str, callers: int, operators: int, rounds: int) -> None:
+def _run(url: str, folder: Path, callers: int, operators: int, rounds: int) -> None:
     from flask import Response, request
 
     from intake import clock, desk
     from intake.auth import hash_password
-    from intake.config import get_settings
-    from intake.db import get_engine, session_factory
-    from intake.demo import seed_demo
-    from intake.migrate import upgrade_to_head
+    from intake.db import get_engine
     from intake.models import Call, Operator, utcnow
     from web.app import create_app
 
-    upgrade_to_head(url)
-    settings = get_settings()
     clock.set_now(datetime(2030, 10, 14, 10, 0, tzinfo=ZoneInfo("Asia/Taipei")))  # a Monday
-    sessions = session_factory(url)
+    settings, sessions = seeded(url, folder / "var", HOTLINE_CONFIG=str(_config_file(folder)))
     with sessions() as s:
-        seed_demo(s, settings.config)
         for n in range(operators):
             op = Operator(
                 email=f"desk{n}@bench.example",
@@ -356,9 +322,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.compare:
         run(args.pg, args.callers, args.operators, args.rounds, lock=False)
-        from intake.config import get_settings
-
-        get_settings.cache_clear()
     run(args.pg, args.callers, args.operators, args.rounds)
 
 

@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from scratch import seeded  # noqa: E402
+
 
 def _declare(database_url: str, building: str, notify: bool) -> int:
     from intake import incidents
@@ -86,22 +88,15 @@ def notices(households: int, kill_after: float) -> None:
     from tests.worker.helpers import FakeTwilio
 
     sink = start_sink()
-    env = {
-        "DATABASE_URL": url,
-        "HOTLINE_DATA_DIR": str(tmp / "var"),
-        "SECRET_KEY": "bench",
-        "PUBLIC_BASE_URL": "https://hotline.example.com",
-        "TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
-        "TWILIO_AUTH_TOKEN": "bench-token",
-        "TWILIO_NUMBER": "+886227000000",
-        "SMTP_URL": sink.url,
-    }
-    os.environ.update(env)
     os.environ.pop("HOTLINE_CONFIG", None)
-    from intake.config import get_settings
-    from intake.db import session_factory
-    from intake.demo import seed_demo
-    from intake.migrate import upgrade_to_head
+    settings, sessions = seeded(
+        url,
+        tmp / "var",
+        TWILIO_ACCOUNT_SID="AC" + "a" * 32,
+        TWILIO_AUTH_TOKEN="bench-token",
+        TWILIO_NUMBER="+886227000000",
+        SMTP_URL=sink.url,
+    )
     from intake.models import (
         Building,
         ContactPoint,
@@ -112,12 +107,7 @@ def notices(households: int, kill_after: float) -> None:
         Unit,
     )
 
-    get_settings.cache_clear()
-    settings = get_settings()
-    upgrade_to_head(url)
-    sessions = session_factory(url)
     with sessions() as session:
-        seed_demo(session, settings.config)
         session.add(Building(code="Z", name="測試大廈"))
         session.commit()
         building = session.scalar(select(Building.id).where(Building.code == "Z"))

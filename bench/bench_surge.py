@@ -31,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from pathlib import Path
@@ -41,6 +40,9 @@ from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from scratch import scratch_database  # noqa: E402
 
 PUBLIC = "https://hotline.example.com"
 TOKEN = "surge-webhook-token"
@@ -93,14 +95,8 @@ def port_open(port: int) -> bool:
 
 
 class Database:
-    def __init__(self, admin_url: str) -> None:
-        self.admin = admin_url
-        self.name = f"hotline_surge_{uuid.uuid4().hex[:8]}"
-        self.url = admin_url.rsplit("/", 1)[0] + "/" + self.name
-        engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        engine.dispose()
+    def __init__(self, url: str) -> None:
+        self.url = url
 
     def scalar(self, sql: str) -> Any:
         engine = create_engine(self.url)
@@ -117,12 +113,6 @@ class Database:
                 return list(conn.execute(text(sql)))
         finally:
             engine.dispose()
-
-    def drop(self) -> None:
-        engine = create_engine(self.admin, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        engine.dispose()
 
 
 def mail(i: int) -> EmailMessage:
@@ -181,7 +171,8 @@ def surge(
     from worker.replies import ACK_TEMPLATE
 
     tmp = Path(tempfile.mkdtemp(prefix="hotline-surge-"))
-    db = Database(admin_url)
+    scratch = contextlib.ExitStack()
+    db = Database(scratch.enter_context(scratch_database(admin_url, prefix="hotline_surge")))
     redis_port = free_port()
     redis = subprocess.Popen(
         [
@@ -378,10 +369,7 @@ def surge(
         redis.wait(timeout=10)
         if dovecot is not None:
             dovecot.stop()
-        from intake.db import dispose_engines
-
-        dispose_engines()
-        db.drop()
+        scratch.close()
 
 
 def _polling(imap_port: int, pollers: list[subprocess.Popen[bytes]]) -> int:

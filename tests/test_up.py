@@ -6,9 +6,7 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from http.cookiejar import CookieJar
@@ -20,22 +18,7 @@ from intake.config import load_config
 from intake.db import session_factory
 from intake.service import receive
 from tests.factories import email_contact
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.processes import HotlineUp, wait_for
 
 
 def pids_in_group(pgid: int) -> list[int]:
@@ -43,149 +26,84 @@ def pids_in_group(pgid: int) -> list[int]:
     return [int(p) for p, g in (line.split() for line in out.splitlines()) if int(g) == pgid]
 
 
+def routed_ticket(up: HotlineUp, ref: str) -> dict[str, object] | None:
+    """The ticket as `hotline tickets show` prints it, once the worker has routed it."""
+    out = up.hotline("tickets", "show", ref, "--format", "json", timeout=60)
+    shown = json.loads(out.stdout) if out.returncode == 0 else None
+    return shown if shown and shown["status"] == "routed" else None
+
+
 @pytest.mark.slow
-def test_hotline_up_serves_the_queue_and_routes_a_ticket_then_stops_cleanly(tmp_path: Path):
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "HOTLINE_CONFIG")
-    }
-    env.update(
-        {"HOTLINE_DATA_DIR": str(tmp_path / "var"), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-    )
-    cli = [sys.executable, "-m", "intake.cli"]
-    subprocess.run(
-        [*cli, "seed-demo"], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=120
-    )
-    log = (tmp_path / "up.log").open("w")
-    up = subprocess.Popen(
-        [*cli, "up", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-
-        def healthy():
-            try:
-                return (
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status
-                    == 200
-                )
-            except OSError:
-                return False
-
-        wait_for(healthy, 90, "the web server")
-        sessions = session_factory(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}")
+def test_hotline_up_serves_the_queue_and_routes_a_ticket_then_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    up = HotlineUp(tmp_path)
+    with up.start():
+        up.wait_until_serving()
+        sessions = session_factory(up.database_url)
         receipt = receive(sessions, email_contact(), load_config())
 
-        def routed():
-            out = subprocess.run(
-                [*cli, "tickets", "show", receipt.ticket_ref, "--format", "json"],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            return (
-                out.returncode == 0
-                and json.loads(out.stdout)["status"] == "routed"
-                and json.loads(out.stdout)
-            )
-
-        shown = wait_for(routed, 90, "the worker to route the ticket")
+        shown = wait_for(
+            lambda: routed_ticket(up, receipt.ticket_ref), 90, "the worker to route the ticket", 0.3
+        )
         assert shown["department"] == "engineering"
 
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-        page = opener.open(f"http://127.0.0.1:{port}/login", timeout=10).read().decode()
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        page = opener.open(f"{up.url}/login", timeout=10).read().decode()
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert found is not None
         body = (
-            f"email=operator%40hotline.localhost&password=hotline-demo&csrf_token={token}".encode()
+            "email=operator%40hotline.localhost&password=hotline-demo"
+            f"&csrf_token={found.group(1)}".encode()
         )
-        queue = opener.open(f"http://127.0.0.1:{port}/login", data=body, timeout=10).read().decode()
+        queue = opener.open(f"{up.url}/login", data=body, timeout=10).read().decode()
         assert receipt.ticket_ref in queue
-        output = (tmp_path / "up.log").read_text()
-        assert f"http://127.0.0.1:{port}/" in output and "hotline-demo" in output
-    finally:
-        os.kill(up.pid, signal.SIGINT)
-        code = up.wait(timeout=60)
-        log.close()
+        assert f"{up.url}/" in up.log() and "hotline-demo" in up.log()
+        code = up.stop()
     assert code == 0
-    wait_for(lambda: not pids_in_group(up.pid) or None, 30, "every child to stop") if pids_in_group(
-        up.pid
-    ) else None
-    assert "stopped" in (tmp_path / "up.log").read_text()
+    assert up.process is not None
+    group = up.process.pid
+    wait_for(lambda: not pids_in_group(group), 30, "every child to stop")
+    assert "stopped" in up.log()
 
 
 @pytest.mark.slow
-def test_hotline_up_restarts_a_child_that_dies_and_keeps_the_others(tmp_path: Path):
+def test_hotline_up_restarts_a_child_that_dies_and_keeps_the_others(tmp_path: Path) -> None:
     """Issue 12 item 12: `hotline up` stopped everything when one child exited."""
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "HOTLINE_CONFIG")
-    }
-    env.update(
-        {"HOTLINE_DATA_DIR": str(tmp_path / "var"), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-    )
-    cli = [sys.executable, "-m", "intake.cli"]
-    subprocess.run(
-        [*cli, "seed-demo"], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=120
-    )
-    log_path = tmp_path / "up.log"
-    log = log_path.open("w")
-    up = subprocess.Popen(
-        [*cli, "up", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    up = HotlineUp(tmp_path)
+    with up.start():
         first = int(
             wait_for(
-                lambda: re.search(r"started worker \(pid (\d+)\)", log_path.read_text()),
+                lambda: re.search(r"started worker \(pid (\d+)\)", up.log()),
                 90,
                 "the worker to start",
+                0.3,
             ).group(1)
         )
-        web = int(re.search(r"started web \(pid (\d+)\)", log_path.read_text()).group(1))
+        web = re.search(r"started web \(pid (\d+)\)", up.log())
+        assert web is not None
         time.sleep(3)
         os.killpg(first, signal.SIGKILL)
         second = int(
             wait_for(
-                lambda: re.search(r"restarted worker \(pid (\d+)\)", log_path.read_text()),
+                lambda: re.search(r"restarted worker \(pid (\d+)\)", up.log()),
                 30,
                 "the worker to be restarted",
+                0.3,
             ).group(1)
         )
-        assert second != first and up.poll() is None
-        assert "worker exited with -9; restarting it in 1 s" in log_path.read_text()
-        assert "restarted web" not in log_path.read_text()
-        os.kill(web, 0)  # the web server kept running
-        sessions = session_factory(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}")
+        assert up.process is not None
+        assert second != first and up.process.poll() is None
+        assert "worker exited with -9; restarting it in 1 s" in up.log()
+        assert "restarted web" not in up.log()
+        os.kill(int(web.group(1)), 0)  # the web server kept running
+        sessions = session_factory(up.database_url)
         receipt = receive(sessions, email_contact(), load_config())
-
-        def routed():
-            out = subprocess.run(
-                [*cli, "tickets", "show", receipt.ticket_ref, "--format", "json"],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            return out.returncode == 0 and json.loads(out.stdout)["status"] == "routed"
-
-        wait_for(routed, 90, "the restarted worker to route a ticket")
-    finally:
-        os.kill(up.pid, signal.SIGINT)
-        code = up.wait(timeout=60)
-        log.close()
-    assert code == 0 and "stopped" in log_path.read_text()
+        wait_for(
+            lambda: routed_ticket(up, receipt.ticket_ref),
+            90,
+            "the restarted worker to route a ticket",
+            0.3,
+        )
+        code = up.stop()
+    assert code == 0 and "stopped" in up.log()

@@ -35,7 +35,7 @@ from intake import audit
 from intake.auth import verify_password_or_dummy
 from intake.constants import LANGUAGES
 from intake.models import LoginAttempt, Operator, Ticket, utcnow
-from web.signed_in import current_operator, session_epoch
+from web.signed_in import current_operator, remember_sign_in
 
 bp = Blueprint("auth", __name__)
 
@@ -240,9 +240,7 @@ def login() -> Any:
                 )
                 g.db.commit()
                 session.clear()
-                session["operator_id"] = op.id
-                session["auth_epoch"] = session_epoch(op)
-                session["auth_generation"] = op.session_generation
+                remember_sign_in(session, op)
                 session.permanent = True
                 response = redirect(_safe_next(request.args.get("next")))
                 token = _device_serializer().dumps(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 from flask import abort, g, session
 
 from intake.models import Operator
@@ -28,6 +31,13 @@ def current_operator() -> Operator | None:
             operator = None
         g.operator = operator
     return g.operator
+
+
+def remember_sign_in(store: MutableMapping[str, Any], operator: Operator) -> None:
+    """What a session keeps of a sign-in: who, and the password and session generation it saw."""
+    store["operator_id"] = operator.id
+    store["auth_epoch"] = session_epoch(operator)
+    store["auth_generation"] = operator.session_generation
 
 
 def session_epoch(operator: Operator) -> str:

@@ -37,7 +37,8 @@ from sqlalchemy import text
 from intake.clock import utcnow
 from tests.mail.dovecot import Dovecot
 from tests.mail.faults import postgres_down
-from tests.worker.test_reliability import RedisProcess, free_port, kill, spawn_worker, wait_for
+from tests.processes import free_port, wait_for
+from tests.worker.test_reliability import RedisProcess, kill, spawn_worker
 from voice import spool
 from voice.signature import sign
 from voice.simulator import CallSimulator, HttpTransport, Step, press

@@ -23,15 +23,11 @@ from urllib.parse import parse_qs
 
 from imapclient import IMAPClient
 
+from tests.processes import free_port
+
 DOVECOT = Path("/usr/sbin/dovecot")
 RUN_SCRIPT = Path(__file__).with_name("run_dovecot.sh")  # a copy of shared/tools/run_dovecot.sh
 USER, PASSWORD = "alice", "secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ensure_installed() -> str | None:

@@ -25,8 +25,8 @@ from intake.models import (
 from mail.outgoing import TransientSendError, send_outgoing
 from mail.smtpd import Listener, start_listener
 from mail.threads import verify_message_id, verp_outgoing_id
-from tests.mail.dovecot import free_port
 from tests.mail.mailmaker import resident_mail
+from tests.processes import free_port
 from worker.runner import drain
 
 ADDRESS = "complaints@hotline.localhost"

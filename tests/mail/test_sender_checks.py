@@ -26,8 +26,8 @@ from sqlalchemy import select
 from intake.models import Interaction, RawMessage, Ticket
 from mail.contact import message_to_contact
 from mail.smtpd import Listener, start_listener
-from tests.mail.dovecot import free_port
 from tests.mail.mailmaker import resident_mail
+from tests.processes import free_port
 from worker.runner import drain
 
 ADDRESS = "complaints@hotline.localhost"

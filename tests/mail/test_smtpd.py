@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from intake.models import Outbox, RawMessage, Ticket
 from mail.smtpd import Listener, start_listener
-from tests.mail.dovecot import free_port
 from tests.mail.faults import postgres_down
 from tests.mail.mailmaker import resident_mail
+from tests.processes import free_port
 from worker.runner import drain
 
 ADDRESS = "complaints@hotline.localhost"

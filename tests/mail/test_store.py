@@ -16,9 +16,9 @@ from intake.models import Outbox, RawMessage, Ticket
 from mail.imap import ImapAccount, MailboxPoller
 from mail.smtpd import start_listener
 from mail.store import TransientFailure, process_stored, store_message
-from tests.mail.dovecot import free_port
 from tests.mail.faults import postgres_down
 from tests.mail.mailmaker import resident_mail
+from tests.processes import free_port
 from worker.runner import drain
 
 ADDRESS = "complaints@hotline.localhost"

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from intake.models import Ticket
 from tests.ops.metrics_helpers import total, value
-from tests.worker.test_reliability import kill, wait_for
+from tests.processes import wait_for
+from tests.worker.test_reliability import kill
 from voice.simulator import HANGUP
 
 RESIDENT = "chen.yu@example.tw"

@@ -10,7 +10,8 @@ from typing import Any
 from alembic import command
 
 from intake.migrate import alembic_config
-from tests.worker.test_reliability import kill, wait_for
+from tests.processes import wait_for
+from tests.worker.test_reliability import kill
 
 
 def doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from intake.cli import main
-from tests.worker.test_reliability import free_port, kill, wait_for
+from tests.processes import free_port, wait_for
+from tests.worker.test_reliability import kill
 
 SERVICE = "mymaster"
 

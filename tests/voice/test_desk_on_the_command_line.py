@@ -6,11 +6,7 @@ to engineering's on-call after talking to them first (the same command plays the
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,7 +16,7 @@ from sqlalchemy import select
 from intake.config import DEFAULT_CONFIG_PATH
 from intake.db import session_factory
 from intake.models import Call, DeskCall, DeskTransfer
-from tests.test_up import free_port, wait_for
+from tests.processes import HotlineUp
 
 OPERATOR = "operator@hotline.localhost"
 
@@ -40,109 +36,61 @@ def _always_open(folder: Path) -> Path:
 
 @pytest.mark.slow
 def test_a_caller_waits_an_operator_answers_and_hands_over_warm(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID")
-    }
-    env.update(
-        {
-            "HOTLINE_CONFIG": str(_always_open(tmp_path)),
-            "HOTLINE_DATA_DIR": str(tmp_path / "var"),
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        }
-    )
-    cli = [sys.executable, "-m", "intake.cli"]
-
-    def hotline(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*cli, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=timeout
-        )
-
-    assert hotline("seed-demo").returncode == 0
-    log = (tmp_path / "up.log").open("w")
-    up = subprocess.Popen(
-        [*cli, "up", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    caller = None
-    try:
-
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    return bool(r.status == 200)
-            except OSError:
-                return False
-
-        wait_for(healthy, 90, "the web server")
-        signed_on = hotline(
-            "operators", "state", OPERATOR, "available", "--device", "+886911000001"
-        )
-        assert signed_on.returncode == 0, signed_on.stderr
-        caller = subprocess.Popen(
-            [
-                *cli,
+    caller: subprocess.Popen[str] | None = None
+    with HotlineUp(tmp_path, config=_always_open(tmp_path)) as up:
+        try:
+            up.wait_until_serving()
+            signed_on = up.hotline(
+                "operators", "state", OPERATOR, "available", "--device", "+886911000001"
+            )
+            assert signed_on.returncode == 0, signed_on.stderr
+            caller = up.popen(
                 "call",
                 "--no-interactive",
                 "--from",
                 "+886955000001",
                 *("--press", "1", "--press", "0"),
-            ],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        operator = hotline(
-            "call",
-            "--operator",
-            OPERATOR,
-            "--talk",
-            "3",
-            "--transfer",
-            "engineering",
-            "--warm",
-            timeout=300,
-        )
-        heard_by_caller, _ = caller.communicate(timeout=120)
-        assert operator.returncode == 0, operator.stdout + operator.stderr
-        assert caller.returncode == 0, heard_by_caller
-
-        # The operator heard who was calling and took the call; the on-call heard who handed over.
-        assert "[cmn-TW] 來電：+886955000001，國語，未結案件0件。接聽請按1。" in operator.stdout
-        assert "to +886912345001: answered" in operator.stdout
-        assert "[cmn-TW] 林接線員轉接來電：+886955000001。接聽請按1。" in operator.stdout
-        # The caller waited first in line, was put through, and stayed on until the on-call hung up.
-        assert "[cmn-TW] 您目前排在第1位。" in heard_by_caller
-        assert "[cmn-TW] 正在為您接通客服人員。" in heard_by_caller
-        assert "== call ended (app)" in heard_by_caller
-
-        listed = hotline("operators", "list", "--format", "json")
-        states = {row["email"]: row["state"] for row in json.loads(listed.stdout)}
-        assert states[OPERATOR] in ("wrap_up", "available")
-
-        with session_factory(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}")() as session:
-            [desk_call] = session.scalars(select(DeskCall)).all()
-            [transfer] = session.scalars(select(DeskTransfer)).all()
-            call = session.get(Call, desk_call.call_id)
-            assert call is not None and call.from_number == "+886955000001"
-            assert (transfer.mode, transfer.target, transfer.status) == (
-                "warm",
-                "engineering",
-                "completed",
             )
-            assert transfer.ended_at is not None  # the on-call hung up in the end
-            assert (desk_call.status, desk_call.disposition) == ("ended", "transferred")
-    finally:
-        if caller is not None and caller.poll() is None:
-            caller.kill()
-        os.kill(up.pid, signal.SIGINT)
-        up.wait(timeout=60)
-        log.close()
+            operator = up.hotline(
+                "call",
+                "--operator",
+                OPERATOR,
+                "--talk",
+                "3",
+                "--transfer",
+                "engineering",
+                "--warm",
+                timeout=300,
+            )
+            heard_by_caller, _ = caller.communicate(timeout=120)
+            assert operator.returncode == 0, operator.stdout + operator.stderr
+            assert caller.returncode == 0, heard_by_caller
+
+            # The operator heard who was calling and took the call; the on-call heard who handed over.
+            assert "[cmn-TW] 來電：+886955000001，國語，未結案件0件。接聽請按1。" in operator.stdout
+            assert "to +886912345001: answered" in operator.stdout
+            assert "[cmn-TW] 林接線員轉接來電：+886955000001。接聽請按1。" in operator.stdout
+            # The caller waited first in line, was put through, and stayed on until the on-call hung up.
+            assert "[cmn-TW] 您目前排在第1位。" in heard_by_caller
+            assert "[cmn-TW] 正在為您接通客服人員。" in heard_by_caller
+            assert "== call ended (app)" in heard_by_caller
+
+            listed = up.hotline("operators", "list", "--format", "json")
+            states = {row["email"]: row["state"] for row in json.loads(listed.stdout)}
+            assert states[OPERATOR] in ("wrap_up", "available")
+
+            with session_factory(up.database_url)() as session:
+                [desk_call] = session.scalars(select(DeskCall)).all()
+                [transfer] = session.scalars(select(DeskTransfer)).all()
+                call = session.get(Call, desk_call.call_id)
+                assert call is not None and call.from_number == "+886955000001"
+                assert (transfer.mode, transfer.target, transfer.status) == (
+                    "warm",
+                    "engineering",
+                    "completed",
+                )
+                assert transfer.ended_at is not None  # the on-call hung up in the end
+                assert (desk_call.status, desk_call.disposition) == ("ended", "transferred")
+        finally:
+            if caller is not None and caller.poll() is None:
+                caller.kill()

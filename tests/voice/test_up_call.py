@@ -7,65 +7,17 @@ token is refused.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.test_up import free_port, wait_for
+from tests.processes import HotlineUp, wait_for
 
 
 @pytest.mark.slow
 def test_calls_through_hotline_up_in_three_languages(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k
-        not in (
-            "DATABASE_URL",
-            "REDIS_URL",
-            "HOTLINE_CONFIG",
-            "TWILIO_AUTH_TOKEN",
-            "TWILIO_ACCOUNT_SID",
-        )
-    }
-    env.update(
-        {"HOTLINE_DATA_DIR": str(tmp_path / "var"), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-    )
-    cli = [sys.executable, "-m", "intake.cli"]
-
-    def hotline(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*cli, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-        )
-
-    assert hotline("seed-demo").returncode == 0
-    log = (tmp_path / "up.log").open("w")
-    up = subprocess.Popen(
-        [*cli, "up", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-
-        def healthy() -> bool:
-            try:
-                return (
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status
-                    == 200
-                )
-            except OSError:
-                return False
-
-        wait_for(healthy, 90, "the web server")
+    with HotlineUp(tmp_path) as up:
+        up.wait_until_serving()
         calls = [
             ["--from", "+886955000001", "--press", "2", "--press", "1", "--say", "廚房個水喉漏水"],
             [
@@ -88,7 +40,7 @@ def test_calls_through_hotline_up_in_three_languages(tmp_path: Path) -> None:
         ]
         outputs = []
         for args in calls:
-            done = hotline("call", "--no-interactive", *args)
+            done = up.hotline("call", "--no-interactive", *args)
             assert done.returncode == 0, done.stdout + done.stderr
             outputs.append(done.stdout)
         assert "[yue-HK] 你嘅報修已經受理" in outputs[0]
@@ -96,7 +48,7 @@ def test_calls_through_hotline_up_in_three_languages(tmp_path: Path) -> None:
         assert "[cmn-TW] 陳大文您好" in outputs[2]
 
         def routed() -> list[dict[str, object]] | None:
-            out = hotline("tickets", "list", "--format", "json")
+            out = up.hotline("tickets", "list", "--format", "json")
             tickets = json.loads(out.stdout) if out.returncode == 0 else []
             return (
                 tickets
@@ -112,10 +64,6 @@ def test_calls_through_hotline_up_in_three_languages(tmp_path: Path) -> None:
             tickets["repair"]["channel"] == "voice"
             and tickets["complaint"]["contact_phone"] == "+886912000001"
         )
-        env["TWILIO_AUTH_TOKEN"] = "not-the-local-token"
-        refused = hotline("call", "--no-interactive", "--press", "1")
+        up.env["TWILIO_AUTH_TOKEN"] = "not-the-local-token"
+        refused = up.hotline("call", "--no-interactive", "--press", "1")
         assert refused.returncode != 0 and "403" in refused.stdout + refused.stderr
-    finally:
-        os.kill(up.pid, signal.SIGINT)
-        up.wait(timeout=60)
-        log.close()

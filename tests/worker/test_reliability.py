@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,13 +23,8 @@ from sqlalchemy import select, text
 from intake.models import Outbox, utcnow
 from intake.service import receive
 from tests.factories import email_contact
+from tests.processes import free_port, wait_for
 from worker.outbox import ABANDONED_AFTER, reconcile_once, relay_once
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def spawn_worker(env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -47,16 +41,6 @@ def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, sig)
     proc.wait(timeout=30)
-
-
-def wait_for(predicate: Any, timeout: float, what: str, step: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @contextmanager

@@ -16,8 +16,9 @@ from intake.models import Outbox, OutgoingMessage, utcnow
 from intake.service import receive
 from mail.outgoing import SENDING_LEASE, send_email
 from tests.factories import email_contact
+from tests.processes import wait_for
 from tests.worker.helpers import run_jobs
-from tests.worker.test_reliability import kill, spawn_worker, wait_for
+from tests.worker.test_reliability import kill, spawn_worker
 from worker.outbox import ABANDONED_AFTER, reconcile_once
 
 RESIDENT = "chan.taiman@example.com"

@@ -25,7 +25,9 @@ def set_now(moment: datetime | None) -> None:
     global _frozen
     if moment is not None and moment.tzinfo is None:
         raise ValueError("the clock needs an aware datetime")
-    _frozen = moment
+    # Kept in UTC, as the system clock is read: a moment given in Taipei time must not come back
+    # out of `utcnow()` (and into stored rows and API answers) with Taipei's offset.
+    _frozen = moment.astimezone(UTC) if moment is not None else None
 
 
 @contextmanager

@@ -199,3 +199,57 @@ def test_a_caller_we_do_not_know_chooses_the_building_and_hears_it(world: World)
     world.at(taipei(15, 5))
     later = world.call([press("1"), HANGUP], caller=stranger)
     assert not any("請按8" in text for _, text in later.said)
+
+
+def test_the_estates_building_system_announces_planned_works_over_the_api(world: World) -> None:
+    """The estate's building-management system gets a supervisor token from
+    `hotline api-token create --role supervisor` and announces tomorrow's water works in block B
+    itself: every household of B is told once, in their language; when the system resolves the
+    works the all-clear goes out once, even if it sends the request twice. A front-desk program's operator token may not declare."""
+    world.at(taipei(16, 0))
+    works = {
+        "buildings": ["B"],
+        "category": "repair",
+        "kind": "planned",
+        "texts": {
+            "zh-Hant": "B座明日上午九時至十二時停水，更換水管。",
+            "zh-Hans": "B座明日上午九时至十二时停水，更换水管。",
+            "en": "Water to Block B is off tomorrow 9:00-12:00 to replace pipes.",
+        },
+        "starts_at": "2030-10-17T09:00:00+08:00",
+        "expected_end_at": "2030-10-17T12:00:00+08:00",
+        "notify": True,
+    }
+    front_desk = world.api("front-desk-app")
+    refused = front_desk.post("/api/v1/incidents", works)
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "forbidden"
+
+    building_system = world.api("estate-bms", role="supervisor")
+    declared = building_system.post("/api/v1/incidents", works)
+    assert declared.status_code == 201, declared.json
+    incident = declared.json
+    assert declared.headers["Location"] == f"/api/v1/incidents/{incident['id']}"
+    assert (incident["kind"], incident["buildings"]) == ("planned", ["B"])
+    world.drain()
+
+    [wang_sms] = world.sms_sent(WANG_PHONE)
+    assert "九时至十二时停水" in wang_sms["Body"]
+    [wong_mail] = world.mail_to(WONG_MAIL)
+    assert "九時至十二時停水" in wong_mail["body_text"]
+    assert world.sms_sent(CHAN_PHONE) == [] and world.mail_to(CHAN_MAIL) == []
+    # The operators see it as anyone declared it: on the console's incidents page.
+    page = world.console(SUPERVISOR).get("/incidents").get_data(as_text=True)
+    assert "B座明日上午九時至十二時停水" in page
+
+    world.at(datetime(2030, 10, 17, 11, 40, tzinfo=TAIPEI))
+    path = f"/api/v1/incidents/{incident['id']}/resolve"
+    done = building_system.post(path, {"note": "B座供水已恢復。"})
+    assert done.status_code == 200 and done.json["status"] == "resolved"
+    world.drain()
+    # The system's retry of the same request (its response was lost) changes nothing.
+    again = building_system.post(path, {})
+    assert again.status_code == 200 and again.json["resolved_at"] == done.json["resolved_at"]
+    world.drain()
+    sms = world.sms_sent(WANG_PHONE)
+    assert len(sms) == 2 and len(world.mail_to(WONG_MAIL)) == 2
+    assert len(world.sms_sent(WONG_PHONE)) == 2

@@ -7,6 +7,8 @@ import json
 import click
 from sqlalchemy import select
 
+from web.api.auth import ROLES
+
 
 @click.group("api-token")
 def api_token() -> None:
@@ -19,9 +21,10 @@ def api_token() -> None:
     "--role",
     default="operator",
     show_default=True,
-    type=click.Choice(["readonly", "operator", "open311"]),
+    type=click.Choice(ROLES),
     help="readonly: read tickets, callbacks, residents; operator: also change them and file "
-    "Open311 requests; open311: only file and follow Open311 requests.",
+    "Open311 requests; open311: only file and follow Open311 requests; supervisor: an "
+    "operator's rights, and declare, update and resolve building-wide incidents.",
 )
 @click.option("--department", default=None, help="Restrict the client to one department's tickets.")
 def create_cmd(name: str, role: str, department: str | None) -> None:

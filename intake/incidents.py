@@ -37,6 +37,7 @@ from intake.models import (
     Unit,
 )
 from intake.signed_links import signed, verified
+from intake.sms_refusals import refusal_code
 from intake.tickets import enqueue_after_commit, record_event
 
 TEXT_FALLBACKS = {
@@ -598,7 +599,14 @@ def failed_notices(session: Session, incident_id: int) -> list[dict[str, Any]]:
         .order_by(IncidentNotice.id)
     )
     return [
-        {"step": n.step, "channel": n.channel, "to": n.to, "status": status, "error": error}
+        {
+            "step": n.step,
+            "channel": n.channel,
+            "to": n.to,
+            "status": status,
+            "error": error,
+            "refusal_code": refusal_code(error) if n.channel == "sms" else None,
+        }
         for n, status, error in rows
     ]
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from intake.models import ContactPoint, OutgoingMessage, Ticket, utcnow
+from intake.sms_refusals import describe
 from intake.tickets import record_event
 from mail.outgoing import claim_for_sending, retry_after_lease
 from worker.context import sessions, settings
@@ -50,8 +51,7 @@ def is_permanent(exc: TwilioRestException) -> bool:
 
 
 def _describe(exc: TwilioRestException) -> str:
-    code = _code(exc)
-    return f"Twilio {exc.status} {code or ''}: {exc.msg}".replace("  ", " ")
+    return describe(exc.status, _code(exc), exc.msg)
 
 
 def _fail(session: Session, msg: OutgoingMessage, exc: TwilioRestException) -> str:

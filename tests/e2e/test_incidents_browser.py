@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from intake.service import receive
+from intake.sms_refusals import describe
 from tests.e2e.conftest import shot
 from tests.e2e.test_console_browser import sign_in
 from tests.factories import email_contact
@@ -78,14 +79,16 @@ def test_planned_works_notices_show_their_progress_and_failures(page, live_serve
         failed = session.scalars(
             select(OutgoingMessage).where(OutgoingMessage.channel == "sms").limit(1)
         ).one()
-        failed.status, failed.error = "failed", "Twilio 400 21211: invalid 'To' phone number"
+        # As worker.sms stores Twilio's refusal of a number that is not a phone number.
+        failed.status, failed.error = "failed", describe(400, 21211, "invalid 'To' phone number")
         session.commit()
     page.goto(f"{base}/incidents/{incident_id}")
     row = page.locator('#notices tr[data-step="declared"]').inner_text()
     assert "發布通知" in row
     failed_rows = page.locator("#failed-notices").inner_text()
     assert "+886912000001" in failed_rows or "+886912000002" in failed_rows
-    # Twilio's own words stay folded away under 技術細節 until asked for.
+    # The supervisor reads why in words; Twilio's own stay folded under 技術細節 until asked for.
+    assert "電話號碼無效" in failed_rows
     assert "技術細節" in failed_rows and "Twilio" not in failed_rows
     shot(page, "incident-notices")
     page.click("#failed-notices details.tech summary")

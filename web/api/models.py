@@ -501,6 +501,10 @@ class FailedNotice(Response):
     to: str
     status: str
     error: str | None
+    refusal_code: Annotated[
+        int | None,
+        Field(description="Twilio's error code when it refused an SMS (21211, 21610, …)"),
+    ]
 
 
 class Incident(Response):

@@ -102,6 +102,12 @@ def _queued_local_call(
     help="With --transfer: talk to the target first (this command also plays the target's phone).",
 )
 @click.option(
+    "--target-ignores",
+    is_flag=True,
+    help="With --warm: the target's phone rings out (each on-call number in turn), and the "
+    "caller comes back to the operator.",
+)
+@click.option(
     "--wait-seconds",
     default=120.0,
     show_default=True,
@@ -144,6 +150,7 @@ def call_cmd(
     talk: int | None,
     transfer: str | None,
     warm: bool,
+    target_ignores: bool,
     wait_seconds: float,
 ) -> None:
     """Play Twilio's part of a call against the hotline: signed webhooks, TwiML, status callbacks."""
@@ -185,6 +192,7 @@ def call_cmd(
             talk=talk if talk is not None else 20,
             transfer=transfer,
             warm=warm,
+            target_answers=not target_ignores,
             wait_seconds=wait_seconds,
             echo=click.echo,
         )

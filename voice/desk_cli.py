@@ -76,9 +76,11 @@ def play_operator(
     wait_seconds: float,
     echo: Callable[[str], None],
     warm: bool = False,
+    target_answers: bool = True,
 ) -> CallResult | None:
     """Wait for an offer to ring `email`'s phone, hear the whisper, accept (or not), talk,
-    transfer (warm: also play the target's phone, which takes the caller), hang up."""
+    transfer (warm: also play the target's phone, which takes the caller or, without
+    `target_answers`, rings out so that the caller comes back), hang up."""
     sessions = session_factory(settings.database_url)
     with sessions() as session:
         operator = session.scalar(select(Operator).where(Operator.email == email.lower()))
@@ -151,7 +153,12 @@ def play_operator(
                 target = threading.Thread(
                     target=lambda: target_results.append(
                         play_transfer_target(
-                            settings, transfer_id, make_simulator, talk=talk, echo=echo
+                            settings,
+                            transfer_id,
+                            make_simulator,
+                            talk=talk,
+                            echo=echo,
+                            answers=target_answers,
                         )
                     ),
                     daemon=True,
@@ -229,27 +236,33 @@ def play_transfer_target(
     talk: int,
     echo: Callable[[str], None],
     wait_seconds: float = 60,
+    answers: bool = True,
 ) -> CallResult | None:
     """The phone a warm transfer rings (a department's on-call or a colleague): once the app has
     dialled it, hear who is handing which caller over, press the key, talk with the operator,
-    keep the caller `talk` seconds after the hand-over, hang up."""
+    keep the caller `talk` seconds after the hand-over, hang up. With `answers` false every
+    number the app tries rings out, as when the on-call sleeps through it."""
     sessions = session_factory(settings.database_url)
-    deadline = time.monotonic() + wait_seconds
-    sid, number = None, ""
-    while time.monotonic() < deadline and sid is None:
-        with sessions() as session:
-            row = session.get(DeskTransfer, transfer_id)
-            if row is None or row.status != "dialling":
-                return None
-            if row.target_call_sid:
-                sid = row.target_call_sid
-                numbers = desk.transfer_numbers(session, row, settings.config)
-                number = numbers[row.number_index] if row.number_index < len(numbers) else ""
+    rung: set[str] = set()
+    result = None
+    while True:
+        sid, number = _next_target_ringing(settings, sessions, transfer_id, rung, wait_seconds)
         if sid is None:
-            time.sleep(POLL_SECONDS / 2)
-    if sid is None:
-        echo("== the transfer's target was never rung")
-        return None
+            if not rung:
+                echo("== the transfer's target was never rung")
+            return result
+        rung.add(sid)
+        if answers:
+            break
+        base = settings.public_base_url.rstrip("/")
+        result = make_simulator().answer(
+            sid,
+            f"{base}/voice/desk/consult?transfer={transfer_id}",
+            f"{base}/voice/desk/consult-status?transfer={transfer_id}",
+            from_number=settings.twilio_number or "+886227000000",
+            to_number=number,
+            outcome="no-answer",
+        )
 
     def with_the_caller(_sid: str, _name: str) -> tuple[str, str]:
         started, handed = time.monotonic(), None
@@ -277,3 +290,26 @@ def play_transfer_target(
         from_number=settings.twilio_number or "+886227000000",
         to_number=number,
     )
+
+
+def _next_target_ringing(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    transfer_id: int,
+    rung: set[str],
+    wait_seconds: float,
+) -> tuple[str | None, str]:
+    """The call the app placed to the transfer's next number (not one in `rung`) and that number;
+    (None, "") once the transfer is no longer dialling or nothing new rang in time."""
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            row = session.get(DeskTransfer, transfer_id)
+            if row is None or row.status != "dialling":
+                return None, ""
+            if row.target_call_sid and row.target_call_sid not in rung:
+                numbers = desk.transfer_numbers(session, row, settings.config)
+                number = numbers[row.number_index] if row.number_index < len(numbers) else ""
+                return row.target_call_sid, number
+        time.sleep(POLL_SECONDS / 2)
+    return None, ""

@@ -243,6 +243,10 @@ def play_transfer_target(
     keep the caller `talk` seconds after the hand-over, hang up. With `answers` false every
     number the app tries rings out, as when the on-call sleeps through it."""
     sessions = session_factory(settings.database_url)
+    base = settings.public_base_url.rstrip("/")
+    consult = f"{base}/voice/desk/consult?transfer={transfer_id}"
+    consult_status = f"{base}/voice/desk/consult-status?transfer={transfer_id}"
+    from_number = settings.twilio_number or "+886227000000"
     rung: set[str] = set()
     result = None
     while True:
@@ -254,12 +258,11 @@ def play_transfer_target(
         rung.add(sid)
         if answers:
             break
-        base = settings.public_base_url.rstrip("/")
         result = make_simulator().answer(
             sid,
-            f"{base}/voice/desk/consult?transfer={transfer_id}",
-            f"{base}/voice/desk/consult-status?transfer={transfer_id}",
-            from_number=settings.twilio_number or "+886227000000",
+            consult,
+            consult_status,
+            from_number=from_number,
             to_number=number,
             outcome="no-answer",
         )
@@ -281,14 +284,8 @@ def play_transfer_target(
                 return "hangup", talked
             time.sleep(POLL_SECONDS / 2)
 
-    simulator = make_simulator(on_conference=with_the_caller)
-    base = settings.public_base_url.rstrip("/")
-    return simulator.answer(
-        sid,
-        f"{base}/voice/desk/consult?transfer={transfer_id}",
-        f"{base}/voice/desk/consult-status?transfer={transfer_id}",
-        from_number=settings.twilio_number or "+886227000000",
-        to_number=number,
+    return make_simulator(on_conference=with_the_caller).answer(
+        sid, consult, consult_status, from_number=from_number, to_number=number
     )
 
 

@@ -73,6 +73,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """HOTLINE_TEST_TRAVEL moves this process's clock (time-machine, ticking) before any test:
     the suite must not care what day it is run on."""
     spec = os.environ.get("HOTLINE_TEST_TRAVEL")
+    if spec and os.environ.get("HOTLINE_TEST_CLOCK_OFFSET"):
+        return  # an xdist worker of a travelling run: tests/travel/sitecustomize.py moved it
     if spec:
         import time_machine
 
